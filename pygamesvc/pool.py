@@ -1,0 +1,51 @@
+"""WorkerPool: native worker threads behind a bounded queue."""
+
+import concurrent.futures
+import threading
+
+from pygamesvc import _core
+
+__all__ = ["WorkerPool"]
+
+
+class WorkerPool(_core.WorkerPool, concurrent.futures.Executor):
+    """Native worker threads behind a bounded task queue.
+
+    ``WorkerPool(workers, queue_size=None, *, name=None, on_error=None,
+    submit_timeout=None)`` starts ``workers`` threads at once.  The queue
+    holds at most ``queue_size`` pending tasks (default: 256 per worker; 0
+    hands each task straight to an idle worker).  When it is full,
+    ``execute`` and ``submit`` block with the GIL released until there is
+    room, or raise :class:`QueueFullError` once ``submit_timeout`` seconds
+    have passed; ``try_execute`` returns False instead of blocking.
+
+    A task that submits to its own pool while the queue is full gets
+    :class:`QueueFullError` at once instead of blocking, because waiting
+    there could leave every worker stuck waiting for itself.
+
+    Exceptions from ``execute`` tasks go to ``on_error(exc)`` or, without a
+    handler, to the ``pygamesvc`` logger with their traceback; exceptions
+    from ``submit`` tasks are set on their Future.  Both count as failed in
+    :meth:`stats`.
+
+    Pools left open at interpreter exit are shut down first (queued tasks
+    still run), like ``ThreadPoolExecutor``.  In a child process made by
+    ``fork()``, a pool inherited from the parent raises ``RuntimeError``.
+    """
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        """Return an iterator over fn applied to the iterables' items, in order.
+
+        Like ``Executor.map``: results come in input order and ``timeout``
+        bounds the whole iteration.
+        """
+        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+
+
+def _shutdown_all_at_exit():
+    _core._shutdown_all_pools()
+
+
+# threading's exit hooks run before non-daemon threads are joined and long
+# before finalization, the same moment ThreadPoolExecutor uses.
+threading._register_atexit(_shutdown_all_at_exit)
