@@ -337,3 +337,64 @@ def test_default_names_are_unique():
 def test_is_executor():
     assert issubclass(WorkerPool, concurrent.futures.Executor)
     assert pygamesvc.WorkerPool is WorkerPool
+
+
+def test_future_callbacks_race_with_completion(pool):
+    # Callbacks added from another thread while workers complete futures:
+    # each must run exactly once, whichever side wins the race.
+    for _ in range(20):
+        futures = [pool.submit(abs, -i) for i in range(200)]
+        calls = []
+        barrier = threading.Barrier(2)
+
+        def add_callbacks():
+            barrier.wait()
+            for f in futures:
+                f.add_done_callback(lambda f: calls.append(f.result()))
+
+        thread = threading.Thread(target=add_callbacks)
+        thread.start()
+        barrier.wait()
+        thread.join()
+        assert pool.wait(10)
+        assert sorted(calls) == list(range(200))
+
+
+def test_future_cancel_races_with_start(pool):
+    cancelled = ran = 0
+    for _ in range(20):
+        futures = [pool.submit(abs, -1) for _ in range(200)]
+        for f in futures:
+            if f.cancel():
+                cancelled += 1
+        assert pool.wait(10)
+        for f in futures:
+            assert f.done()
+            if not f.cancelled():
+                assert f.result() == 1
+                ran += 1
+    assert cancelled + ran == 20 * 200
+
+
+def test_future_states_while_running():
+    event = threading.Event()
+    started = threading.Event()
+
+    def task():
+        started.set()
+        event.wait(10)
+        return "done"
+
+    with WorkerPool(1) as pool:
+        future = pool.submit(task)
+        assert started.wait(10)
+        assert future.running()
+        assert not future.done()
+        assert not future.cancel()
+        with pytest.raises(TimeoutError):
+            future.result(0.01)
+        event.set()
+        assert future.result(10) == "done"
+        assert future.done()
+        assert not future.running()
+        assert "finished returned str" in repr(future)
