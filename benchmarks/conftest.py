@@ -1,0 +1,1 @@
+"""Shared settings for the benchmark suites (run with pytest benchmarks/)."""
