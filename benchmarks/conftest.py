@@ -1,1 +1,0 @@
-"""Shared settings for the benchmark suites (run with pytest benchmarks/)."""
