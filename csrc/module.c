@@ -29,6 +29,8 @@ module_exec(PyObject *module)
         return -1;
     if (pgs_pool_register(module, state) < 0)
         return -1;
+    if (pgs_cache_register(module, state) < 0)
+        return -1;
     return 0;
 }
 
@@ -42,6 +44,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->pool_type);
     Py_VISIT(state->future_type);
     Py_VISIT(state->logger);
+    Py_VISIT(state->cache_type);
+    Py_VISIT(state->cache_miss_method);
     return 0;
 }
 
@@ -55,6 +59,8 @@ module_clear(PyObject *module)
     Py_CLEAR(state->pool_type);
     Py_CLEAR(state->future_type);
     Py_CLEAR(state->logger);
+    Py_CLEAR(state->cache_type);
+    Py_CLEAR(state->cache_miss_method);
     return 0;
 }
 

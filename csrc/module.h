@@ -19,6 +19,10 @@ typedef struct pgs_state {
     PyTypeObject *pool_type;
     PyObject *future_type; /* concurrent.futures.Future */
     PyObject *logger;      /* logging.getLogger("pygamesvc") */
+
+    /* cache_binding.c */
+    PyTypeObject *cache_type;
+    PyObject *cache_miss_method; /* interned "_get_or_set_miss" */
 } pgs_state;
 
 extern PyModuleDef pgs_module_def;
@@ -71,5 +75,6 @@ pgs_fetch_exception(void)
 /* Each binding file adds its types and objects to the module; 0 or -1. */
 int pgs_errors_register(PyObject *module, pgs_state *state);
 int pgs_pool_register(PyObject *module, pgs_state *state);
+int pgs_cache_register(PyObject *module, pgs_state *state);
 
 #endif
