@@ -381,8 +381,10 @@ slow_path(CacheObject *self, PyObject *key, uint64_t hash, int64_t now,
         }
         if (find_equal(key, pinned, n, &found) < 0) {
             pgs_cache_unpin(self->cache, pinned, n, &garbage);
-            rc = -1;
-            break;
+            release_garbage(self, &garbage);
+            if (pinned != on_stack)
+                PyMem_Free(pinned);
+            return -1;
         }
         if (found != NULL)
             rc = apply_to_entry(self, found, now, request, &garbage);
