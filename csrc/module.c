@@ -44,6 +44,12 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->pool_type);
     Py_VISIT(state->future_type);
     Py_VISIT(state->logger);
+    Py_VISIT(state->str_cond);
+    Py_VISIT(state->str_state);
+    Py_VISIT(state->str_result);
+    Py_VISIT(state->str_exception);
+    Py_VISIT(state->state_running);
+    Py_VISIT(state->state_finished);
     Py_VISIT(state->cache_type);
     Py_VISIT(state->cache_miss_method);
     return 0;
@@ -59,6 +65,12 @@ module_clear(PyObject *module)
     Py_CLEAR(state->pool_type);
     Py_CLEAR(state->future_type);
     Py_CLEAR(state->logger);
+    Py_CLEAR(state->str_cond);
+    Py_CLEAR(state->str_state);
+    Py_CLEAR(state->str_result);
+    Py_CLEAR(state->str_exception);
+    Py_CLEAR(state->state_running);
+    Py_CLEAR(state->state_finished);
     Py_CLEAR(state->cache_type);
     Py_CLEAR(state->cache_miss_method);
     return 0;
