@@ -41,7 +41,7 @@ lru = optional("lru")
 
 
 class LockedTTLCache:
-    """cachetools.TTLCache behind the lock its documentation asks for."""
+    """cachetools.TTLCache behind a lock, which it needs when threads share it."""
 
     def __init__(self):
         self.cache = cachetools.TTLCache(MAXSIZE, TTL)
