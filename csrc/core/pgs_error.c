@@ -24,6 +24,8 @@ pgs_strerror(int code)
         return "cannot start thread";
     case PGS_EEMPTY:
         return "empty";
+    case PGS_EIO:
+        return "process statistic unavailable";
     }
     return "unknown error";
 }
