@@ -19,6 +19,12 @@ typedef struct pgs_state {
     PyTypeObject *pool_type;
     PyObject *future_type; /* concurrent.futures.Future */
     PyObject *logger;      /* logging.getLogger("pygamesvc") */
+
+    /* metrics_histogram.c, metrics_counter.c */
+    PyTypeObject *histogram_type;
+    PyTypeObject *histogram_child_type;
+    PyTypeObject *counter_type;
+    PyTypeObject *counter_child_type;
 } pgs_state;
 
 extern PyModuleDef pgs_module_def;
@@ -71,5 +77,6 @@ pgs_fetch_exception(void)
 /* Each binding file adds its types and objects to the module; 0 or -1. */
 int pgs_errors_register(PyObject *module, pgs_state *state);
 int pgs_pool_register(PyObject *module, pgs_state *state);
+/* The metrics binding files declare theirs in metrics.h. */
 
 #endif
