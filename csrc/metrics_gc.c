@@ -102,7 +102,7 @@ gc_series(PyObject *module, PyObject *unused)
                            pgs_histogram_series_at(pause_seconds, generation),
                            &snapshot);
         item = Py_BuildValue(
-            "(nNdd)", (Py_ssize_t)generation,
+            "(nNddd)", (Py_ssize_t)generation,
             pgs_snapshot_buckets(&snapshot, pgs_short_seconds_nbounds),
             snapshot.sum,
             pgs_counter_value(pgs_counter_series_at(collected, generation)),
