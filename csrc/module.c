@@ -55,6 +55,12 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->histogram_child_type);
     Py_VISIT(state->counter_type);
     Py_VISIT(state->counter_child_type);
+    Py_VISIT(state->str_cond);
+    Py_VISIT(state->str_state);
+    Py_VISIT(state->str_result);
+    Py_VISIT(state->str_exception);
+    Py_VISIT(state->state_running);
+    Py_VISIT(state->state_finished);
     return 0;
 }
 
@@ -72,6 +78,12 @@ module_clear(PyObject *module)
     Py_CLEAR(state->histogram_child_type);
     Py_CLEAR(state->counter_type);
     Py_CLEAR(state->counter_child_type);
+    Py_CLEAR(state->str_cond);
+    Py_CLEAR(state->str_state);
+    Py_CLEAR(state->str_result);
+    Py_CLEAR(state->str_exception);
+    Py_CLEAR(state->state_running);
+    Py_CLEAR(state->state_finished);
     return 0;
 }
 
