@@ -2,10 +2,10 @@
  * metrics_gc.c - garbage collection pauses, timed from gc.callbacks.
  *
  * _gc_callback is the function that pygamesvc.metrics appends to
- * gc.callbacks.  It writes only C atomics: it never touches a Python metric
- * object or takes a lock, because a collection can start inside any
- * allocation, including one made by a thread that holds a scrape's lock,
- * and a callback that waited for that lock would deadlock.
+ * gc.callbacks.  It writes only C atomics and never touches a Python metric
+ * object or takes a lock.  A collection can start inside any allocation,
+ * including one made by a thread that holds a scrape's lock, and a callback
+ * that waited for that lock would deadlock.
  *
  * The histograms are process-wide (the interpreter's collector is too) and
  * live until the process exits.
@@ -35,7 +35,7 @@ info_item(PyObject *info, const char *key)
 
     if (!PyDict_Check(info))
         return -1;
-    value = PyDict_GetItemString(info, key); /* borrowed; never raises */
+    value = PyDict_GetItemString(info, key); /* borrowed; this call suppresses errors */
     if (value == NULL || !PyLong_Check(value))
         return -1;
     result = PyLong_AsLong(value);

@@ -111,7 +111,7 @@ def test_full_scrape_passes_promtool(registry):
 
 
 def test_no_clash_with_default_collectors():
-    # The default REGISTRY holds prometheus_client's process, platform and
+    # The default REGISTRY contains prometheus_client's process, platform and
     # gc collectors; registering ours there must not raise.
     handle = start_metrics_collector(interval=0.05)
     try:

@@ -94,7 +94,7 @@ class PygamesvcCollector:
     scrape first takes one sampler tick on the scraping thread, so gauges
     are current even between the sampler thread's ticks.  A scrape restarts
     the ``*_max`` gauges from the current value; with several registries
-    scraping, each sees the maximum since any scrape.
+    scraping, each reads the maximum since any scrape.
     """
 
     def describe(self) -> Iterator[Metric]:

@@ -4,7 +4,7 @@ Both record ``http_request_duration_seconds{handler, method}`` and
 ``http_requests_total{handler, method, status}`` where ``status`` is the
 status class (``2xx`` ... ``5xx``).  ``handler`` is the route template
 when the framework exposes one, or what the ``handler_label`` function
-returns.  At most ``max_handlers`` distinct handler values are kept; any
+returns.  At most ``max_handlers`` distinct handler values are kept.  A
 request with a new value after that is recorded under ``"other"``, so a
 flood of random paths cannot create unbounded series.
 """
@@ -184,7 +184,7 @@ class ASGIMetricsMiddleware:
 
     ``ASGIMetricsMiddleware(app, *, registry=REGISTRY, handler_label=None,
     max_handlers=100, buckets=None)``.  ``handler_label(scope)`` runs after
-    the app returned, so it sees what the router stored in the scope; the
+    the app returned, so it can read what the router stored in the scope; the
     default is :func:`default_asgi_handler`.  Non-HTTP scopes (websocket,
     lifespan) pass through untouched.  The duration runs until the app
     returns, which for a streaming response is after its last chunk.
