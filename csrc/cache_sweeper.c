@@ -61,7 +61,7 @@ sweeper_main(void *arg)
         pthread_mutex_unlock(&sw->lock);
 
         pgs_cache_sweep(sw->cache, pgs_cache_clock_ns(), sw->budget, &garbage);
-        if (garbage.entries != NULL || garbage.nvalues != 0) {
+        if (!pgs_cache_garbage_empty(&garbage)) {
             /* Releasing runs __del__ methods; it may even free the cache and
                stop this sweeper, which is why the loop checks stop first. */
             gil = PyGILState_Ensure();

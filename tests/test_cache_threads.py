@@ -122,7 +122,8 @@ def test_thread_storm_keeps_invariants():
     for key in cache:
         assert cache.get(key, ("v", key)) == ("v", key)
     stats = cache.stats()
-    assert stats["entries"] == len(cache)
+    # stats() counts stored entries; len() drops those that expired since.
+    assert stats["entries"] >= len(cache)
     cache.close()
 
 
