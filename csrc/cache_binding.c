@@ -492,6 +492,29 @@ cache_lookup(CacheObject *self, PyObject *key, PyObject **value,
 }
 
 
+/*
+ * cache_lookup's first step, small enough to inline into get and
+ * __getitem__: an optimistic read for an exact str key whose hash is
+ * cached, in an open cache with the default clock.  Returns PGS_OK with
+ * *found borrowed, PGS_ENOTFOUND, or PGS_EAGAIN to go on with
+ * cache_lookup.
+ */
+static inline int
+lookup_str_key(CacheObject *self, PyObject *key, PyObject **found)
+{
+    Py_hash_t hash;
+
+    if (!PyUnicode_CheckExact(key) || self->timer != NULL || self->closed)
+        return PGS_EAGAIN;
+    hash = ((PyASCIIObject *)key)->hash;
+    if (hash == -1)
+        return PGS_EAGAIN;
+    return pgs_cache_get_optimistic(self->cache, key, (uint64_t)hash,
+                                    PGS_CACHE_NOW_FROM_CLOCK,
+                                    (void **)found);
+}
+
+
 static void
 restart_sweeper_after_fork(CacheObject *self);
 
@@ -597,7 +620,13 @@ static PyObject *
 cache_subscript(PyObject *op, PyObject *key)
 {
     PyObject *value;
-    int rc = cache_lookup((CacheObject *)op, key, &value, NULL);
+    int rc = lookup_str_key((CacheObject *)op, key, &value);
+
+    if (rc == PGS_OK)
+        return Py_NewRef(value);
+    if (rc == PGS_ENOTFOUND)
+        return raise_key_error(key);
+    rc = cache_lookup((CacheObject *)op, key, &value, NULL);
 
     if (rc > 0)
         return value;
@@ -670,6 +699,11 @@ cache_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
                      "get expected 1 or 2 arguments, got %zd", nargs);
         return NULL;
     }
+    rc = lookup_str_key((CacheObject *)op, args[0], &value);
+    if (rc == PGS_OK)
+        return Py_NewRef(value);
+    if (rc == PGS_ENOTFOUND)
+        return Py_NewRef(nargs == 2 ? args[1] : Py_None);
     rc = cache_lookup((CacheObject *)op, args[0], &value, NULL);
     if (rc > 0)
         return value;

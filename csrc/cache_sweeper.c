@@ -132,7 +132,10 @@ void
 pgs_sweeper_stop(cache_sweeper *sw)
 {
     if (pgs_sweeper_is_inherited(sw)) {
-        sweeper_free(sw);
+        /* Only free the memory.  The parent's thread may have been
+           waiting on cond at the fork, and glibc's pthread_cond_destroy
+           then waits forever for a waiter that does not exist here. */
+        free(sw);
         return;
     }
     if (pthread_equal(pthread_self(), sw->thread)) {

@@ -321,6 +321,23 @@ def test_pickle_and_copy_keep_remaining_ttl():
     cache.close()
 
 
+@pytest.mark.parametrize("key", ["str-key", 12345678901, b"bytes", ("tuple",)])
+def test_lookups_return_one_new_reference(key):
+    cache, _ = clocked(maxsize=10)
+    value = Value()
+    cache[key] = value
+    base = sys.getrefcount(value)
+    results = [cache.get(key) for _ in range(100)]
+    results += [cache[key] for _ in range(100)]
+    assert all(result is value for result in results)
+    assert sys.getrefcount(value) == base + 200
+    del results
+    assert all(key in cache for _ in range(100))
+    assert cache.get_or_set(key, Value) is value
+    assert sys.getrefcount(value) == base
+    cache.close()
+
+
 def test_refcounts_released_on_delete_expiry_eviction_clear_close():
     key, value = "key-" + str(id(object())), Value()
     base_key, base_value = sys.getrefcount(key), sys.getrefcount(value)

@@ -66,12 +66,15 @@ enum where {
 /* A link that optimistic readers follow: a bucket head or an entry's chain. */
 typedef _Atomic(pgs_cache_entry *) entry_link;
 
+/* The fields a lookup reads come last: the binding allocates entries from
+   pymalloc, whose 64-byte blocks start 48 bytes into a cache line (after
+   the pool header), so those 48 bytes share one line. */
 struct pgs_cache_entry {
-    entry_link chain; /* next in the bucket, or in a garbage list */
     queue_link link;  /* position in the stripe's queue */
+    entry_link chain; /* next in the bucket, or in a garbage list */
+    uint64_t hash;    /* the caller's hash, mixed; constant like key */
     void *key;        /* set before the entry is published, then constant */
     _Atomic(void *) value;
-    uint64_t hash; /* the caller's hash, mixed; constant like key */
     atomic_int_least64_t expires_ns;
     uint32_t pins;
     uint8_t where;     /* enum where */
