@@ -301,6 +301,27 @@ entry_alloc(pgs_cache *cache)
 }
 
 
+/*
+ * Bucket arrays carry one hidden slot before the first bucket, so that a
+ * replaced array can be chained into a garbage list without writing to a
+ * slot that an optimistic reader may still load.
+ */
+static entry_link *
+buckets_alloc(size_t n)
+{
+    entry_link *block = calloc(n + 1, sizeof(entry_link));
+
+    return block == NULL ? NULL : block + 1;
+}
+
+
+static void
+buckets_free(entry_link *buckets)
+{
+    free(buckets - 1);
+}
+
+
 static size_t
 next_pow2(size_t n)
 {
@@ -384,7 +405,7 @@ static void
 sketch_add_locked(stripe *s, uint64_t mixed, unsigned n)
 {
     uint64_t k, *word;
-    unsigned shift, counter;
+    unsigned shift, counter, added;
     size_t i;
 
     if (s->sketch == NULL)
@@ -394,8 +415,8 @@ sketch_add_locked(stripe *s, uint64_t mixed, unsigned n)
         word = &s->sketch[(k >> 28) & s->sketch_mask];
         shift = (unsigned)(k >> 60) * 4;
         counter = (unsigned)(*word >> shift) & 15;
-        counter = counter + n > 15 ? 15 - counter : n;
-        *word += (uint64_t)counter << shift;
+        added = counter + n > 15 ? 15 - counter : n;
+        *word += (uint64_t)added << shift;
     }
     s->sketch_additions += n;
     if (s->sketch_additions >= s->sketch_period) {
@@ -609,6 +630,8 @@ enforce_capacity_locked(stripe *s, int64_t now, pgs_cache_garbage *garbage)
             victim = queue_back(&s->protected);
         candidate->where = IN_PROBATION;
         queue_push_front(&s->probation, &candidate->link);
+        /* Hits still pending after the second chances ran out count. */
+        take_hits_locked(s, candidate);
         if (victim != NULL)
             take_hits_locked(s, victim);
         if (victim == NULL ||
@@ -641,7 +664,7 @@ grow_locked(stripe *s, pgs_cache_garbage *garbage)
     entry_link *old = buckets_locked(s), *buckets, *bucket;
     pgs_cache_entry *e, *next;
 
-    buckets = calloc(new_n, sizeof(*buckets));
+    buckets = buckets_alloc(new_n);
     if (buckets == NULL)
         return;
     /* TODO: rehash incrementally; this pass is proportional to the
@@ -659,8 +682,10 @@ grow_locked(stripe *s, pgs_cache_garbage *garbage)
     atomic_store_explicit(&s->buckets, buckets, memory_order_release);
     atomic_store_explicit(&s->mask, new_n - 1, memory_order_release);
     s->sweep_cursor = 0;
-    *(void **)old = garbage->blocks;
-    garbage->blocks = old;
+    /* Readers never load the hidden slot; it links the garbage list. */
+    atomic_store_explicit(&old[-1], (pgs_cache_entry *)garbage->blocks,
+                          memory_order_relaxed);
+    garbage->blocks = &old[-1];
 }
 
 
@@ -788,7 +813,7 @@ stripe_init(stripe *s, size_t capacity)
         if (s->sketch_period < 64)
             s->sketch_period = 64;
     }
-    s->buckets = calloc(buckets, sizeof(entry_link));
+    s->buckets = buckets_alloc(buckets);
     if (s->buckets == NULL)
         goto nomem;
     s->mask = buckets - 1;
@@ -804,7 +829,7 @@ nomem:
 static void
 stripe_fini(stripe *s)
 {
-    free(buckets_locked(s));
+    buckets_free(buckets_locked(s));
     free(s->sketch);
     pthread_mutex_destroy(&s->lock);
 }
@@ -884,7 +909,8 @@ pgs_cache_garbage_release(pgs_cache *cache, pgs_cache_garbage *garbage)
 
     memcpy(values, garbage->values, sizeof(values));
     for (block = garbage->blocks; block != NULL; block = next_block) {
-        next_block = *(void **)block;
+        next_block = (void *)atomic_load_explicit((entry_link *)block,
+                                                  memory_order_relaxed);
         free(block);
     }
     garbage->entries = NULL;

@@ -131,7 +131,7 @@ typedef struct pgs_cache_garbage {
     pgs_cache_entry *entries; /* chained through the entry's hash link */
     void *values[4];          /* replaced values */
     size_t nvalues;
-    void *blocks; /* replaced bucket arrays, chained through their slot 0 */
+    void *blocks; /* replaced bucket arrays, chained through a hidden slot */
 } pgs_cache_garbage;
 
 #define PGS_CACHE_GARBAGE_INIT {NULL, {NULL, NULL, NULL, NULL}, 0, NULL}
