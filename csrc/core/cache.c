@@ -3,8 +3,8 @@
  *
  * Lock rules: each stripe's mutex protects everything in that stripe (hash
  * chains, eviction queues, sketch, sweep cursor, version) and the fields of
- * its entries except key and hash, which never change while an entry
- * exists, and hits, which optimistic readers bump.  Functions named
+ * its entries.  The exceptions are key and hash, which never change while
+ * an entry exists, and hits, which optimistic readers bump.  Functions named
  * *_locked expect the stripe's mutex to be held.  No function takes two
  * stripe locks at once, except pgs_cache_lock_all, which takes them in
  * index order.  The counters are relaxed atomics, read without the lock.
@@ -45,9 +45,6 @@
 /* Entries with pending hits that one insert may move instead of evicting,
    per queue; it bounds the insert's work when every entry was hit. */
 #define SECOND_CHANCES_MAX 16
-/* An optimistic read retries this many times when a writer changed the
-   stripe under it, then leaves the lookup to the locked path. */
-#define OPTIMISTIC_ATTEMPTS 2
 /* A chain longer than this (many keys in one bucket, or links changing
    under the reader) is left to the locked path. */
 #define OPTIMISTIC_MAX_STEPS 64
@@ -66,9 +63,10 @@ enum where {
 /* A link that optimistic readers follow: a bucket head or an entry's chain. */
 typedef _Atomic(pgs_cache_entry *) entry_link;
 
-/* The fields a lookup reads come last: the binding allocates entries from
+/* The fields a lookup reads come last.  The binding allocates entries from
    pymalloc, whose 64-byte blocks start 48 bytes into a cache line (after
-   the pool header), so those 48 bytes share one line. */
+   the 48-byte pool header in CPython 3.11), so those 48 bytes share one
+   line. */
 struct pgs_cache_entry {
     queue_link link;  /* position in the stripe's queue */
     entry_link chain; /* next in the bucket, or in a garbage list */
@@ -598,11 +596,11 @@ evict_locked(stripe *s, pgs_cache_entry *e, int64_t now,
 
 /*
  * Bring the stripe back within its capacity after an insert.  Entries that
- * overflow the window are candidates for the main queues (a window entry
- * with pending hits goes back to the window's front instead): while the
- * stripe is over capacity, the candidate and the probation victim (or the
- * protected one when probation is empty) compete, and the one the sketch
- * has seen less often is evicted; ties evict the candidate.
+ * overflow the window are candidates for the main queues, except that a
+ * window entry with pending hits goes back to the window's front.  While
+ * the stripe is over capacity, the candidate and the probation victim (or
+ * the protected one when probation is empty) compete.  The one the sketch
+ * has seen less often is evicted, and ties evict the candidate.
  */
 static void
 enforce_capacity_locked(stripe *s, int64_t now, pgs_cache_garbage *garbage)
@@ -677,8 +675,8 @@ grow_locked(stripe *s, pgs_cache_garbage *garbage)
             link_set(bucket, e);
         }
     }
-    /* Readers load mask before buckets, so whoever sees the new mask also
-       sees the new, larger array. */
+    /* Readers load mask before buckets, so a reader that sees the new mask
+       also sees the new, larger array. */
     atomic_store_explicit(&s->buckets, buckets, memory_order_release);
     atomic_store_explicit(&s->mask, new_n - 1, memory_order_release);
     s->sweep_cursor = 0;
@@ -1273,8 +1271,8 @@ pgs_cache_note_miss(pgs_cache *cache, uint64_t hash)
  * Whole-cache operations
  */
 
-/* Unlink the expired entries of one bucket; returns how many it visited.
-   *earliest is lowered to the expiry of every entry that stays. */
+/* Unlink the expired entries of one bucket and return how many entries it
+   visited.  *earliest is lowered to the expiry of every entry that stays. */
 static size_t
 expire_bucket_locked(stripe *s, size_t bucket, int64_t now, size_t *expired,
                      int64_t *earliest, pgs_cache_garbage *garbage)
