@@ -132,7 +132,10 @@ void
 pgs_sweeper_stop(cache_sweeper *sw)
 {
     if (pgs_sweeper_is_inherited(sw)) {
-        sweeper_free(sw);
+        /* Leaked on purpose: the parent's thread may have been waiting on
+           sw->cond at fork(), and glibc's pthread_cond_destroy waits for
+           that waiter, which does not exist here, so it would block
+           forever.  One small struct per cache and fork() is lost. */
         return;
     }
     if (pthread_equal(pthread_self(), sw->thread)) {
