@@ -9,7 +9,7 @@ from pygamesvc import _core
 __all__ = ["TTLCache"]
 
 _MISSING = object()
-# Longest single wait of a get_or_set waiter, in seconds.
+# Maximum length of one wait of a get_or_set waiter, in seconds.
 _WAIT_SLICE = 0.05
 
 
@@ -114,7 +114,7 @@ class TTLCache(_core.TTLCache):
         if isinstance(flight.error, Exception):
             raise flight.error
         # KeyboardInterrupt, SystemExit and the like stopped the leader's
-        # thread and say nothing about the key.
+        # thread and are unrelated to the key.
         return None
 
     def _run_flight(self, key, factory, ttl, flight):

@@ -14,8 +14,8 @@ import pytest
 
 from pygamesvc import TTLCache, WorkerPool
 
-# ASan's quarantine keeps freed memory resident on purpose, so RSS says
-# nothing about leaks there; .ci/sanitize-extension sets this variable.
+# ASan's quarantine keeps freed memory resident on purpose, so RSS shows
+# nothing about leaks there. .ci/sanitize-extension sets this variable.
 pytestmark = pytest.mark.skipif(
     os.environ.get("PYGAMESVC_SANITIZED") == "1",
     reason="RSS is not meaningful under AddressSanitizer",

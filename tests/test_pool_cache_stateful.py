@@ -4,7 +4,8 @@ Each rule hands a batch of cache operations to a WorkerPool and waits for
 all of them, so the operations run on several worker threads at once.
 Operations in one batch touch distinct keys (or, for get_or_set, share one
 key on purpose), so the model's result does not depend on their order.
-The cache uses a fake clock, so the model knows exactly what is live.
+The cache uses a fake clock, so the model computes exactly which entries
+are live.
 """
 
 import threading

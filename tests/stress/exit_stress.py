@@ -11,7 +11,7 @@ cache, and the metrics sampler.  Then it exits in one of these ways:
 - ``sigterm``: the parent sends SIGTERM and the child's handler calls
   ``sys.exit(5)`` (status 5);
 - ``sigint``: the parent sends SIGINT, the default handler raises
-  ``KeyboardInterrupt`` and nobody catches it.  CPython 3.8+ then ends the
+  ``KeyboardInterrupt`` and no code catches it.  CPython 3.8+ then ends the
   process with SIGINT itself, so the status is -2 by design;
 - ``os_exit``: ``os._exit(7)`` with everything still running (status 7).
 
@@ -68,7 +68,7 @@ BAD_STDERR = (
 
 
 def child_main(mode, blocked_in, seed):
-    """Build the pools, caches and sampler, then exit the way mode says."""
+    """Build the pools, caches and sampler, then exit as `mode` selects."""
     rng = random.Random(seed)
 
     from pygamesvc import TTLCache, WorkerPool
@@ -131,7 +131,7 @@ def child_main(mode, blocked_in, seed):
 def block(blocked_in, busy, bounded):
     """Tell the parent to signal, then block until the signal's handler raises."""
     # Tasks that wait for the gate keep the pool busy until well after the
-    # signal; it opens 1 s later so that the pool can drain at exit.
+    # signal.  The gate opens after 1 s, so the pool can drain at exit.
     gate = threading.Event()
     threading.Timer(1.0, gate.set).start()
     if blocked_in == "execute":
