@@ -192,21 +192,36 @@ def run_one(index, mode, blocked_in, timeout):
     )
     timer = threading.Timer(timeout, process.kill)
     timer.start()
+    # stderr is drained on a thread, so that a child writing a lot to it
+    # never blocks while this thread reads stdout.
+    stderr_chunks = []
+    stderr_reader = threading.Thread(
+        target=lambda: stderr_chunks.append(process.stderr.read())
+    )
+    stderr_reader.start()
     try:
+        stdout_lines = []
         if mode in ("sigterm", "sigint"):
-            line = process.stdout.readline()
-            if line.strip() == READY:
-                # Vary where exactly the main thread is when it arrives.
-                time.sleep(random.random() * 0.02)
-                process.send_signal(
-                    signal.SIGTERM if mode == "sigterm" else signal.SIGINT
-                )
-            stdout_rest, stderr = process.communicate()
-            stdout = line + stdout_rest
-        else:
-            stdout, stderr = process.communicate()
+            # The drained line may come before or after the ready line.
+            for line in process.stdout:
+                stdout_lines.append(line)
+                if line.strip() == READY:
+                    # Vary where exactly the main thread is when it arrives.
+                    time.sleep(random.random() * 0.02)
+                    process.send_signal(
+                        signal.SIGTERM if mode == "sigterm" else signal.SIGINT
+                    )
+                    break
+        # Read through the same buffered file as above: communicate() would
+        # read the pipe directly and miss what the buffer already holds.
+        stdout_lines.append(process.stdout.read())
+        process.wait()
+        stderr_reader.join()
     finally:
         timer.cancel()
+        process.stdout.close()
+        process.stderr.close()
+    stdout, stderr = "".join(stdout_lines), "".join(stderr_chunks)
     seconds = time.monotonic() - start
     return mode, blocked_in, check_child(mode, process.returncode, stdout,
                                          stderr, seconds, timeout), seconds
