@@ -184,7 +184,8 @@ test_set_get_delete(void)
 
     CHECK(pgs_cache_delete(cache, &probe, 7, 1, &value, &garbage) == PGS_OK);
     CHECK(value != NULL && ((object *)value)->id == 71);
-    object_release(NULL, value);
+    if (value != NULL)
+        object_release(NULL, value);
     CHECK(pgs_cache_delete(cache, &probe, 7, 1, NULL, &garbage) ==
           PGS_ENOTFOUND);
     pgs_cache_garbage_release(cache, &garbage);

@@ -88,6 +88,8 @@ test_platform_readers_report_this_process(void)
     /* Touching 64 MiB must show up in the resident set. */
     block = malloc(size);
     CHECK(block != NULL);
+    if (block == NULL)
+        return;
     memset(block, 1, size);
     CHECK(pgs_read_rss_bytes(&grown) == PGS_OK);
     CHECK(grown >= rss + (int64_t)(size / 2));
