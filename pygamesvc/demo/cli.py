@@ -141,9 +141,16 @@ def run_demo(args):
             file=sys.stderr,
         )
         return 2
+    if args.load and not is_loopback(args.host):
+        print(
+            "pygamesvc demo: error: load mode sends traffic to the loopback "
+            f"interface only; --host must be a loopback address, got {args.host!r}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         import starlette  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         print(
             f"pygamesvc demo: error: {exc.name} is not installed; "
@@ -151,6 +158,20 @@ def run_demo(args):
             file=sys.stderr,
         )
         return 2
+
+    from pygamesvc.demo.server import ShutdownSignals
+
+    signals = ShutdownSignals()
+    signals.install()
+    try:
+        return _serve(args, signals)
+    finally:
+        signals.restore()
+
+
+def _serve(args, signals):
+    """Start the service, serve until a shutdown request, close everything."""
+    import uvicorn
 
     from pygamesvc.demo.app import create_app
     from pygamesvc.demo.server import DemoServer, bind_socket
@@ -176,11 +197,11 @@ def run_demo(args):
         service.stop()
         return 1
 
+    load_thread = None
     try:
         port = sock.getsockname()[1]
-        app = create_app(service)
         config = uvicorn.Config(
-            app,
+            create_app(service),
             host=args.host,
             port=port,
             log_config=None,
@@ -188,16 +209,20 @@ def run_demo(args):
             lifespan="off",
             timeout_graceful_shutdown=10,
         )
-        stop_load = threading.Event()
-        server = DemoServer(config, on_shutdown=stop_load.set)
-        load_thread = None
+        server = DemoServer(config)
+        signals.attach(server)
         if args.load:
             from pygamesvc.demo.load import start_load_thread
 
+            stop_load = threading.Event()
+            signals.on_shutdown.append(stop_load.set)
             load_thread = start_load_thread(
                 server, service, args.host, port, args.load, args.concurrency, stop_load
             )
-        log.info("serving %d players on http://%s:%d", service.total, _url_host(args.host), port)
+        log.info(
+            "serving %d players on http://%s:%d",
+            service.total, _url_host(args.host), port,
+        )
         server.run(sockets=[sock])
     finally:
         sock.close()
@@ -205,9 +230,14 @@ def run_demo(args):
     if load_thread is not None:
         load_thread.join()
         load_thread.print_summary(sys.stdout)
-    if server.shutdown_signal is not None:
-        log.info("stopped by %s", server.shutdown_signal)
+    if signals.received is not None:
+        log.info("stopped by %s", signals.received)
     return 0
+
+
+def is_loopback(host):
+    """Return whether ``host`` is a loopback or wildcard listen address."""
+    return host in ("localhost", "0.0.0.0", "::", "::1") or host.startswith("127.")
 
 
 def _url_host(host):

@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+from pygamesvc.demo.cli import is_loopback
+
 __all__ = ["ENDPOINTS", "LoadThread", "start_load_thread"]
 
 ENDPOINTS = ("GET /players", "GET /players/{id}", "POST /match")
@@ -28,7 +30,6 @@ _PAGE_SIZE = 20
 _HOT_PAGES = 50
 _STARTUP_TIMEOUT = 30.0
 _REQUEST_TIMEOUT = 30.0
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}
 
 
 class GCPauseTimer:
@@ -307,12 +308,14 @@ def _milliseconds(seconds):
 
 def _client_host(host):
     """Return the loopback address the clients connect to for a listen address."""
-    if host not in _LOOPBACK_HOSTS and not host.startswith("127."):
+    if not is_loopback(host):
         raise ValueError(
             f"load mode sends traffic to the loopback interface only; "
             f"--host must be a loopback address, got {host!r}"
         )
-    return "::1" if ":" in host else "127.0.0.1"
+    if ":" in host:
+        return "::1"
+    return host if host.startswith("127.") else "127.0.0.1"
 
 
 def start_load_thread(server, service, host, port, seconds, concurrency, stop):

@@ -4,7 +4,6 @@ import contextlib
 import logging
 import signal
 import socket
-import threading
 
 import uvicorn
 
@@ -33,45 +32,62 @@ def bind_socket(host, port):
     return sock
 
 
+class ShutdownSignals:
+    """Turn the first SIGINT or SIGTERM into a graceful shutdown request.
+
+    Installed before the service starts, so a signal that arrives during
+    start-up is not lost: the server then exits as soon as it runs.  A
+    second SIGINT forces uvicorn to exit without waiting for open
+    connections.  ``on_shutdown`` callbacks run inside the signal handler,
+    so they must only set flags or events.
+    """
+
+    def __init__(self):
+        self.received = None
+        self.server = None
+        self.on_shutdown = []
+        self._previous = {}
+
+    def install(self):
+        for sig in _SHUTDOWN_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def attach(self, server):
+        """Route shutdown requests to ``server``, including one already received."""
+        self.server = server
+        if self.received is not None:
+            server.should_exit = True
+
+    def _handle(self, sig, frame):
+        server = self.server
+        if server is not None:
+            if server.should_exit and sig == signal.SIGINT:
+                server.force_exit = True
+            server.should_exit = True
+        if self.received is None:
+            self.received = signal.Signals(sig).name
+            for callback in self.on_shutdown:
+                callback()
+
+
 class DemoServer(uvicorn.Server):
-    """A uvicorn server whose first SIGINT or SIGTERM means "finish and exit".
+    """A uvicorn server that leaves signal handling to ShutdownSignals.
 
     uvicorn's own handler re-raises the signal after a graceful shutdown, so
     the process would end with KeyboardInterrupt or status 143 before the
-    caller could close the service.  This one only records the signal: the
-    server stops accepting connections, lets in-flight requests finish and
-    returns from ``run``, and the caller exits with status 0.  A second
-    SIGINT forces the exit without waiting for open connections.
-
-    ``on_shutdown`` (optional) is called from the signal handler, so it must
-    only set flags or events.
+    caller could close the service.  With ShutdownSignals the server stops
+    accepting connections, lets in-flight requests finish and returns from
+    ``run``, and the caller exits with status 0.
     """
-
-    def __init__(self, config, *, on_shutdown=None):
-        super().__init__(config)
-        self.on_shutdown = on_shutdown
-        self.shutdown_signal = None
 
     @contextlib.contextmanager
     def capture_signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SHUTDOWN_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _on_signal(self, sig, frame):
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
-        self.should_exit = True
-        if self.shutdown_signal is None:
-            self.shutdown_signal = signal.Signals(sig).name
-        if self.on_shutdown is not None:
-            self.on_shutdown()
+        yield
 
     def request_exit(self):
         """Ask the server to shut down gracefully; safe from any thread."""
