@@ -29,6 +29,8 @@ module_exec(PyObject *module)
         return -1;
     if (pgs_pool_register(module, state) < 0)
         return -1;
+    if (pgs_cache_register(module, state) < 0)
+        return -1;
     return 0;
 }
 
@@ -48,6 +50,8 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->str_exception);
     Py_VISIT(state->state_running);
     Py_VISIT(state->state_finished);
+    Py_VISIT(state->cache_type);
+    Py_VISIT(state->cache_miss_method);
     return 0;
 }
 
@@ -67,6 +71,8 @@ module_clear(PyObject *module)
     Py_CLEAR(state->str_exception);
     Py_CLEAR(state->state_running);
     Py_CLEAR(state->state_finished);
+    Py_CLEAR(state->cache_type);
+    Py_CLEAR(state->cache_miss_method);
     return 0;
 }
 

@@ -24,6 +24,8 @@ pgs_strerror(int code)
         return "cannot start thread";
     case PGS_EEMPTY:
         return "empty";
+    case PGS_EAGAIN:
+        return "try again";
     }
     return "unknown error";
 }
