@@ -76,7 +76,9 @@ def create_app(service, *, registry=prometheus_client.REGISTRY):
             offset = _query_int(request, "offset", 0)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
-        page = await run_in_threadpool(service.list_players, limit, offset)
+        page = service.cached_page(limit, offset)
+        if page is None:
+            page = await run_in_threadpool(service.list_players, limit, offset)
         return Response(page.body, media_type="application/json")
 
     async def get_player(request):
@@ -85,10 +87,12 @@ def create_app(service, *, registry=prometheus_client.REGISTRY):
             player_id = _parse_non_negative("id", text)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
-        try:
-            player = await run_in_threadpool(service.get_player, player_id)
-        except UnknownPlayerError as exc:
-            return _error(404, str(exc))
+        player = service.cached_player(player_id)
+        if player is None:
+            try:
+                player = await run_in_threadpool(service.get_player, player_id)
+            except UnknownPlayerError as exc:
+                return _error(404, str(exc))
         return JSONResponse(player.to_dict())
 
     async def match(request):

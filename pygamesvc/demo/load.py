@@ -280,11 +280,12 @@ def format_summary(load, summary):
     service = summary["service"]
     cache = service.get("cache")
     if cache is not None:
-        lookups = cache["hits"] + cache["misses"]
+        loads = service["cache_loads"]
+        lookups = cache["hits"] + loads
         ratio = cache["hits"] / lookups if lookups else 0.0
         lines.append(
             f"cache hit ratio:  {ratio:.1%} ({cache['hits']:,} hits, "
-            f"{cache['misses']:,} misses)"
+            f"{loads:,} loads from SQLite)"
         )
     pool = service.get("pool", {})
     lines.append(

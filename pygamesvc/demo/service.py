@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 
-from pygamesvc import WorkerPool
+from pygamesvc import TTLCache, WorkerPool
 from pygamesvc.demo.matchmaking import (
     DEFAULT_MATCH_COUNT,
     MAX_MATCH_COUNT,
@@ -21,6 +21,8 @@ from pygamesvc.demo.matchmaking import (
 from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS, PlayerStore
 
 __all__ = [
+    "DEFAULT_CACHE_SIZE",
+    "DEFAULT_CACHE_TTL",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "PlayerPage",
@@ -32,6 +34,12 @@ log = logging.getLogger("pygamesvc.demo")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+DEFAULT_CACHE_SIZE = 10_000
+DEFAULT_CACHE_TTL = 30.0  # seconds
+
+# Cached in place of a player that does not exist, so that repeated
+# lookups of a bad id do not each reach the database.
+_UNKNOWN = object()
 
 
 class UnknownPlayerError(LookupError):
@@ -64,6 +72,10 @@ class PlayerService:
     empty database is filled from ``players_csv`` if given, otherwise seeded
     with ``seed_players`` generated players; a CSV file given for a database
     that already has players replaces them.
+
+    Pages and players are cached for ``cache_ttl`` seconds in one TTLCache
+    of at most ``cache_size`` entries: pages under ``(limit, offset)`` keys,
+    players under their integer id.
     """
 
     def __init__(
@@ -73,6 +85,8 @@ class PlayerService:
         players_csv=None,
         seed_players=DEFAULT_SEED_PLAYERS,
         workers=None,
+        cache_size=DEFAULT_CACHE_SIZE,
+        cache_ttl=DEFAULT_CACHE_TTL,
     ):
         if workers is None:
             workers = _default_workers()
@@ -82,15 +96,20 @@ class PlayerService:
         self.players_csv = players_csv
         self.seed_players = seed_players
         self.workers = workers
+        self.cache_size = cache_size
+        self.cache_ttl = cache_ttl
         self.import_report = None
         self.seeded = 0
         self.total = 0
         self.pool = None
+        self.cache = None
         self.store = None
         self._table = ()
         self._table_index = {}
         self._now = 0.0
         self._queue_peak = 0
+        self._loads = 0
+        self._loads_lock = threading.Lock()
         self._started = False
         self._stopped = False
         self._state_lock = threading.Lock()
@@ -98,7 +117,7 @@ class PlayerService:
     # -- lifetime ----------------------------------------------------------
 
     def start(self):
-        """Open the store (seeding or importing it), the pool and the cache."""
+        """Open the store (seeding or importing it), the cache and the pool."""
         with self._state_lock:
             if self._started:
                 raise RuntimeError("PlayerService.start() was already called")
@@ -107,8 +126,11 @@ class PlayerService:
         try:
             self._fill_store()
             self._load_rating_table()
+            self.cache = TTLCache(self.cache_size, self.cache_ttl, name="demo-players")
             self.pool = WorkerPool(self.workers, name="demo-match")
         except BaseException:
+            if self.cache is not None:
+                self.cache.close()
             self.store.close()
             raise
         log.info(
@@ -118,7 +140,7 @@ class PlayerService:
         return self
 
     def stop(self):
-        """Close the pool (its queued tasks finish first) and the store.
+        """Close the pool (its queued tasks finish first), the cache and the store.
 
         Idempotent; safe to call when ``start`` failed part-way.
         """
@@ -129,6 +151,8 @@ class PlayerService:
             self._stopped = True
         if self.pool is not None:
             self.pool.close()
+        if self.cache is not None:
+            self.cache.close()
         if self.store is not None:
             self.store.close()
         log.info("player service stopped")
@@ -167,7 +191,9 @@ class PlayerService:
         """Return the PlayerPage of ``limit`` players after ``offset``, by id.
 
         ``limit`` above MAX_PAGE_SIZE is capped to it.  Raises ValueError for
-        a negative or non-integer limit or offset.
+        a negative or non-integer limit or offset.  A cache hit returns the
+        cached PlayerPage itself; the only object built per call is the
+        ``(limit, offset)`` key.
         """
         if type(limit) is not int or limit < 0:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
@@ -175,9 +201,26 @@ class PlayerService:
             raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
         if limit > MAX_PAGE_SIZE:
             limit = MAX_PAGE_SIZE
-        return self._load_page(limit, offset)
+        key = (limit, offset)
+        page = self.cache.get(key)
+        if page is None:
+            page = self.cache.get_or_set(key, lambda: self._load_page(limit, offset))
+        return page
+
+    def cached_page(self, limit, offset):
+        """Return the cached PlayerPage for valid arguments, or None on a miss.
+
+        For callers that must not block on the database (an event loop):
+        on None, call :meth:`list_players` from a thread.
+        """
+        return self.cache.get((min(limit, MAX_PAGE_SIZE), offset))
+
+    def _count_load(self):
+        with self._loads_lock:
+            self._loads += 1
 
     def _load_page(self, limit, offset):
+        self._count_load()
         # Past the end the page is empty; clamping keeps huge offsets within
         # SQLite's 64-bit integers.
         players = tuple(self.store.page(limit, min(offset, self.total)))
@@ -194,10 +237,24 @@ class PlayerService:
 
     def get_player(self, player_id):
         """Return the Player with this id; raise UnknownPlayerError if none."""
-        player = self.store.get(player_id) if player_id in self._table_index else None
+        player = self.cache.get(player_id)
         if player is None:
+            player = self.cache.get_or_set(player_id, lambda: self._load_player(player_id))
+        if player is _UNKNOWN:
             raise UnknownPlayerError(player_id)
         return player
+
+    def cached_player(self, player_id):
+        """Return the cached Player, or None if it is not cached or unknown."""
+        player = self.cache.get(player_id)
+        return None if player is _UNKNOWN else player
+
+    def _load_player(self, player_id):
+        self._count_load()
+        player = None
+        if player_id in self._table_index:
+            player = self.store.get(player_id)
+        return _UNKNOWN if player is None else player
 
     # -- matchmaking -------------------------------------------------------
 
@@ -234,6 +291,16 @@ class PlayerService:
     # -- statistics --------------------------------------------------------
 
     def stats(self):
-        """Return a dict of pool statistics and the queue peak seen so far."""
-        pool_stats = self.pool.stats() if self.pool is not None else {}
-        return {"pool": pool_stats, "pool_queue_peak": self._queue_peak}
+        """Return pool and cache statistics and counters of this service.
+
+        ``cache_loads`` counts the pages and players read from the database
+        because the cache did not have them.  It is the true miss count:
+        the cache's own ``misses`` also counts the lookups that precede each
+        load.
+        """
+        return {
+            "pool": self.pool.stats() if self.pool is not None else {},
+            "cache": self.cache.stats() if self.cache is not None else None,
+            "cache_loads": self._loads,
+            "pool_queue_peak": self._queue_peak,
+        }

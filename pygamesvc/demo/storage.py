@@ -74,7 +74,14 @@ class Player:
     last_seen: str
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "rating": self.rating,
+            "level": self.level,
+            "region": self.region,
+            "last_seen": self.last_seen,
+        }
 
 
 @dataclasses.dataclass(slots=True)
