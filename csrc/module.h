@@ -26,6 +26,11 @@ typedef struct pgs_state {
     /* cache_binding.c */
     PyTypeObject *cache_type;
     PyObject *cache_miss_method; /* interned "_get_or_set_miss" */
+    /* metrics_histogram.c, metrics_counter.c */
+    PyTypeObject *histogram_type;
+    PyTypeObject *histogram_child_type;
+    PyTypeObject *counter_type;
+    PyTypeObject *counter_child_type;
 } pgs_state;
 
 extern PyModuleDef pgs_module_def;
@@ -79,5 +84,6 @@ pgs_fetch_exception(void)
 int pgs_errors_register(PyObject *module, pgs_state *state);
 int pgs_pool_register(PyObject *module, pgs_state *state);
 int pgs_cache_register(PyObject *module, pgs_state *state);
+/* The metrics binding files declare theirs in metrics.h. */
 
 #endif

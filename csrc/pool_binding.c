@@ -123,6 +123,7 @@ ctx_destroy(void *arg)
     pool_ctx *ctx = arg;
 
     pgs_registry_remove(ctx);
+    pgs_pool_ctx_free_metrics(ctx);
     PyMem_RawFree(ctx);
 }
 
@@ -299,13 +300,20 @@ ctx_run(void *arg, pgs_pool *pool, pgs_job *job)
 {
     pool_ctx *ctx = arg;
     int n = 0, failed;
+    int64_t started, finished;
 
     PyEval_RestoreThread(worker_tstate);
+    started = pgs_monotonic_ns();
     for (;;) {
+        /* The wait includes the time this worker waited for the GIL. */
+        pgs_pool_ctx_observe_wait(ctx, started - pgs_pool_last_enqueued_ns());
         failed = run_task(ctx, job);
+        finished = pgs_monotonic_ns();
+        pgs_pool_ctx_observe_run(ctx, finished - started);
         pgs_pool_task_done(pool, failed);
         if (++n >= BATCH_MAX || pgs_pool_try_pop(pool, job) != PGS_OK)
             break;
+        started = finished;
     }
     worker_tstate = PyEval_SaveThread();
 }
@@ -786,6 +794,12 @@ new_ctx(PoolObject *self, PyObject *on_error)
     ctx->name = Py_NewRef(self->name);
     ctx->module = Py_NewRef(self->module);
     ctx->state = self->state;
+    if (pgs_pool_ctx_init_metrics(ctx, self->name) < 0) {
+        release_ctx_objects(ctx);
+        pgs_pool_ctx_free_metrics(ctx);
+        PyMem_RawFree(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -845,6 +859,7 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     Py_END_ALLOW_THREADS
     if (rc != PGS_OK) {
         release_ctx_objects(self->ctx);
+        pgs_pool_ctx_free_metrics(self->ctx);
         PyMem_RawFree(self->ctx);
         self->ctx = NULL;
         if (rc == PGS_ETHREAD)

@@ -26,6 +26,8 @@ pgs_strerror(int code)
         return "empty";
     case PGS_EAGAIN:
         return "try again";
+    case PGS_EIO:
+        return "process statistic unavailable";
     }
     return "unknown error";
 }

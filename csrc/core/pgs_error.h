@@ -20,6 +20,7 @@ typedef enum pgs_error {
     PGS_ETHREAD = -8,   /* the OS refused to start a thread */
     PGS_EEMPTY = -9,    /* nothing is queued */
     PGS_EAGAIN = -10,   /* undecided or changed under the caller: retry */
+    PGS_EIO = -11,      /* the OS did not report a process statistic */
 } pgs_error;
 
 /* Return a short, static, human-readable name for an error code. */
