@@ -180,6 +180,21 @@ def test_metrics_exposition(demo):
     text = raw.decode()
     assert "process_resident_memory_bytes" in text
     assert "python_gc_objects_collected_total" in text
+    assert "pygamesvc_process_resident_memory_bytes" in text
+    assert 'pygamesvc_pool_tasks_completed_total{pool="demo-match"}' in text
+
+
+def test_metrics_label_route_templates(demo):
+    demo.request("GET", "/players/3")
+    demo.request("GET", "/players/4")
+    demo.request("GET", "/no/such/path")
+    text = demo.request("GET", "/metrics")[2].decode()
+    assert (
+        'http_request_duration_seconds_count{handler="/players/{player_id}",'
+        'method="GET"}' in text
+    )
+    assert 'handler="/players/3"' not in text
+    assert 'handler="unmatched"' in text
 
 
 def test_concurrent_requests(demo):

@@ -181,6 +181,17 @@ def test_bad_option_exits_2(args, message):
     assert message in result.stderr
 
 
+def test_no_request_metrics_option():
+    service = DemoProcess("--db", ":memory:", "--no-request-metrics")
+    try:
+        assert service.request("GET", "/players")[0] == 200
+        text = service.request("GET", "/metrics")[2].decode()
+    finally:
+        assert service.stop() == 0
+    assert "http_request_duration_seconds" not in text
+    assert "pygamesvc_process_resident_memory_bytes" in text
+
+
 def test_port_in_use_exits_1():
     service = DemoProcess("--db", ":memory:")
     try:

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pygamesvc.demo.matchmaking import DEFAULT_MATCH_COUNT
+from pygamesvc.metrics import ASGIMetricsMiddleware
 from pygamesvc.demo.service import DEFAULT_PAGE_SIZE, UnknownPlayerError
 
 __all__ = ["create_app"]
@@ -63,11 +64,13 @@ def _query_int(request, name, default):
     return _parse_non_negative(name, text)
 
 
-def create_app(service, *, registry=prometheus_client.REGISTRY):
-    """Return the Starlette app serving ``service`` (already started).
+def create_app(service, *, registry=prometheus_client.REGISTRY, request_metrics=True):
+    """Return the ASGI app serving ``service`` (already started).
 
     ``registry`` is the prometheus_client registry that ``GET /metrics``
-    exposes.
+    exposes.  With ``request_metrics`` the app is wrapped in
+    ASGIMetricsMiddleware, which records every request's duration under
+    its route template (``/players/{player_id}``) into that registry.
     """
 
     async def list_players(request):
@@ -126,7 +129,10 @@ def create_app(service, *, registry=prometheus_client.REGISTRY):
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    if request_metrics:
+        return ASGIMetricsMiddleware(app, registry=registry)
+    return app
 
 
 async def _read_body(request):

@@ -102,6 +102,13 @@ def add_demo_arguments(parser):
         "(default: the number of CPUs, at most 8)",
     )
     parser.add_argument(
+        "--no-request-metrics",
+        dest="request_metrics",
+        action="store_false",
+        help="serve without the HTTP request metrics middleware, to measure "
+        "its cost; the pygamesvc_* and process series stay",
+    )
+    parser.add_argument(
         "--load",
         type=_seconds,
         metavar="SECONDS",
@@ -201,7 +208,7 @@ def _serve(args, signals):
     try:
         port = sock.getsockname()[1]
         config = uvicorn.Config(
-            create_app(service),
+            create_app(service, request_metrics=args.request_metrics),
             host=args.host,
             port=port,
             log_config=None,

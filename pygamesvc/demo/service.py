@@ -13,6 +13,7 @@ import os
 import threading
 
 from pygamesvc import TTLCache, WorkerPool
+from pygamesvc.metrics import start_metrics_collector
 from pygamesvc.demo.matchmaking import (
     DEFAULT_MATCH_COUNT,
     MAX_MATCH_COUNT,
@@ -36,6 +37,7 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 DEFAULT_CACHE_SIZE = 10_000
 DEFAULT_CACHE_TTL = 30.0  # seconds
+DEFAULT_SAMPLE_INTERVAL = 1.0  # seconds
 
 # Cached in place of a player that does not exist, so that repeated
 # lookups of a bad id do not each reach the database.
@@ -76,6 +78,12 @@ class PlayerService:
     Pages and players are cached for ``cache_ttl`` seconds in one TTLCache
     of at most ``cache_size`` entries: pages under ``(limit, offset)`` keys,
     players under their integer id.
+
+    ``start`` also starts the metrics sampler (every ``sample_interval``
+    seconds), which exports the ``pygamesvc_*`` series through
+    ``prometheus_client``'s default registry.  The sampler is one per
+    process, so two services in one process share it and the first
+    ``stop`` ends it for both.
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class PlayerService:
         workers=None,
         cache_size=DEFAULT_CACHE_SIZE,
         cache_ttl=DEFAULT_CACHE_TTL,
+        sample_interval=DEFAULT_SAMPLE_INTERVAL,
     ):
         if workers is None:
             workers = _default_workers()
@@ -98,11 +107,13 @@ class PlayerService:
         self.workers = workers
         self.cache_size = cache_size
         self.cache_ttl = cache_ttl
+        self.sample_interval = sample_interval
         self.import_report = None
         self.seeded = 0
         self.total = 0
         self.pool = None
         self.cache = None
+        self.sampler = None
         self.store = None
         self._table = ()
         self._table_index = {}
@@ -117,7 +128,7 @@ class PlayerService:
     # -- lifetime ----------------------------------------------------------
 
     def start(self):
-        """Open the store (seeding or importing it), the cache and the pool."""
+        """Open the store (seeding or importing it), cache, pool and sampler."""
         with self._state_lock:
             if self._started:
                 raise RuntimeError("PlayerService.start() was already called")
@@ -128,7 +139,10 @@ class PlayerService:
             self._load_rating_table()
             self.cache = TTLCache(self.cache_size, self.cache_ttl, name="demo-players")
             self.pool = WorkerPool(self.workers, name="demo-match")
+            self.sampler = start_metrics_collector(interval=self.sample_interval)
         except BaseException:
+            if self.pool is not None:
+                self.pool.close()
             if self.cache is not None:
                 self.cache.close()
             self.store.close()
@@ -140,7 +154,7 @@ class PlayerService:
         return self
 
     def stop(self):
-        """Close the pool (its queued tasks finish first), the cache and the store.
+        """Close the pool (its queued tasks finish first), cache, sampler and store.
 
         Idempotent; safe to call when ``start`` failed part-way.
         """
@@ -153,6 +167,8 @@ class PlayerService:
             self.pool.close()
         if self.cache is not None:
             self.cache.close()
+        if self.sampler is not None:
+            self.sampler.stop()
         if self.store is not None:
             self.store.close()
         log.info("player service stopped")
