@@ -39,6 +39,9 @@ DEFAULT_CACHE_SIZE = 10_000
 DEFAULT_CACHE_TTL = 30.0  # seconds
 DEFAULT_SAMPLE_INTERVAL = 1.0  # seconds
 
+# A CSV file with many bad rows logs this many of them, then a count.
+_MAX_LOGGED_ROW_ERRORS = 20
+
 # Cached in place of a player that does not exist, so that repeated
 # lookups of a bad id do not each reach the database.
 _UNKNOWN = object()
@@ -184,8 +187,11 @@ class PlayerService:
         if self.players_csv is not None:
             report = self.store.import_csv(self.players_csv)
             self.import_report = report
-            for line, message in report.errors:
+            for line, message in report.errors[:_MAX_LOGGED_ROW_ERRORS]:
                 log.warning("%s: line %d skipped: %s", self.players_csv, line, message)
+            unlogged = len(report.errors) - _MAX_LOGGED_ROW_ERRORS
+            if unlogged > 0:
+                log.warning("%s: %d more rows skipped", self.players_csv, unlogged)
             log.info(
                 "imported %d players from %s (%d rows skipped)",
                 report.imported, self.players_csv, len(report.errors),

@@ -193,6 +193,11 @@ class PlayerStore:
                     rows.append(_parse_csv_record(record))
                 except ValueError as exc:
                     report.errors.append((reader.line_num, str(exc)))
+        if not rows:
+            raise ValueError(
+                f"{path}: no valid player rows ({len(report.errors)} rows skipped); "
+                "nothing was imported"
+            )
         self._insert(rows, replace=replace)
         report.imported = len(rows)
         return report
