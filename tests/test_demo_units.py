@@ -1,11 +1,18 @@
 """Demo service parts without HTTP: storage, matchmaking score, PlayerService."""
 
 import math
+import threading
 
 import pytest
 
 from pygamesvc.demo.matchmaking import best_opponents, match_score
-from pygamesvc.demo.service import MAX_PAGE_SIZE, PlayerService, UnknownPlayerError
+from pygamesvc.demo.service import (
+    MATCH_QUEUE_PER_WORKER,
+    MAX_PAGE_SIZE,
+    MatchQueueFullError,
+    PlayerService,
+    UnknownPlayerError,
+)
 from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS, PlayerStore, REGIONS
 
 
@@ -175,6 +182,22 @@ def test_service_match_rejects(service):
         service.submit_match(10_000)
     with pytest.raises(ValueError, match="count must be an integer from 1 to 50, got 0"):
         service.submit_match(3, count=0)
+
+
+def test_service_match_queue_full():
+    release = threading.Event()
+    with PlayerService(":memory:", seed_players=50, workers=1) as service:
+        # Occupy the only worker, then fill the queue behind it.
+        service.pool.submit(release.wait, 10)
+        futures = []
+        try:
+            with pytest.raises(MatchQueueFullError, match="matchmaking queue is full"):
+                for _ in range(MATCH_QUEUE_PER_WORKER + 2):
+                    futures.append(service.submit_match(1))
+        finally:
+            release.set()
+        assert len(futures) >= MATCH_QUEUE_PER_WORKER - 1
+        assert all(len(f.result(timeout=10)) == 10 for f in futures)
 
 
 def test_service_stop_is_idempotent():

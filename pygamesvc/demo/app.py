@@ -10,6 +10,9 @@ Routes:
 - ``GET /metrics``: Prometheus text exposition;
 - ``GET /healthz``: ``{"status": "ok"}``.
 
+When the matchmaking queue is full, ``POST /match`` gets 503 with
+``Retry-After: 1`` instead of waiting.
+
 Every error is a JSON object ``{"error": MESSAGE}``.  Bad input is answered
 with 400 or 404 and never reaches the log as a traceback.
 """
@@ -26,7 +29,11 @@ from starlette.routing import Route
 
 from pygamesvc.demo.matchmaking import DEFAULT_MATCH_COUNT
 from pygamesvc.metrics import ASGIMetricsMiddleware
-from pygamesvc.demo.service import DEFAULT_PAGE_SIZE, UnknownPlayerError
+from pygamesvc.demo.service import (
+    DEFAULT_PAGE_SIZE,
+    MatchQueueFullError,
+    UnknownPlayerError,
+)
 
 __all__ = ["create_app"]
 
@@ -109,6 +116,10 @@ def create_app(service, *, registry=prometheus_client.REGISTRY, request_metrics=
             return _error(404, str(exc))
         except ValueError as exc:
             return _error(400, str(exc))
+        except MatchQueueFullError as exc:
+            response = _error(503, str(exc))
+            response.headers["Retry-After"] = "1"
+            return response
         opponents = await asyncio.wrap_future(future)
         return JSONResponse({"player_id": player_id, "opponents": opponents})
 

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 
-from pygamesvc import TTLCache, WorkerPool
+from pygamesvc import QueueFullError, TTLCache, WorkerPool
 from pygamesvc.metrics import start_metrics_collector
 from pygamesvc.demo.matchmaking import (
     DEFAULT_MATCH_COUNT,
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "PlayerPage",
+    "MatchQueueFullError",
     "PlayerService",
     "UnknownPlayerError",
 ]
@@ -38,6 +39,9 @@ MAX_PAGE_SIZE = 100
 DEFAULT_CACHE_SIZE = 10_000
 DEFAULT_CACHE_TTL = 30.0  # seconds
 DEFAULT_SAMPLE_INTERVAL = 1.0  # seconds
+# Matchmaking requests that may wait per pool worker.  At about 6 ms each,
+# a full queue is roughly 0.2 s of work per worker.
+MATCH_QUEUE_PER_WORKER = 32
 
 # A CSV file with many bad rows logs this many of them, then a count.
 _MAX_LOGGED_ROW_ERRORS = 20
@@ -53,6 +57,10 @@ class UnknownPlayerError(LookupError):
     def __init__(self, player_id):
         super().__init__(f"player {player_id} not found")
         self.player_id = player_id
+
+
+class MatchQueueFullError(RuntimeError):
+    """Raised when the matchmaking queue is full; the client should retry later."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -141,7 +149,14 @@ class PlayerService:
             self._fill_store()
             self._load_rating_table()
             self.cache = TTLCache(self.cache_size, self.cache_ttl, name="demo-players")
-            self.pool = WorkerPool(self.workers, name="demo-match")
+            # submit_timeout=0: a full queue raises at once instead of
+            # blocking the caller, which is the event loop.
+            self.pool = WorkerPool(
+                self.workers,
+                self.workers * MATCH_QUEUE_PER_WORKER,
+                name="demo-match",
+                submit_timeout=0,
+            )
             self.sampler = start_metrics_collector(interval=self.sample_interval)
         except BaseException:
             if self.pool is not None:
@@ -285,7 +300,8 @@ class PlayerService:
 
         The Future's result is a list of opponent dicts (the player's fields
         plus ``score``), best first.  Raises UnknownPlayerError at once for
-        an unknown id and ValueError for a count outside 1..MAX_MATCH_COUNT.
+        an unknown id, ValueError for a count outside 1..MAX_MATCH_COUNT and
+        MatchQueueFullError when the pool's queue is full.  Never blocks.
         """
         if type(count) is not int or not 1 <= count <= MAX_MATCH_COUNT:
             raise ValueError(
@@ -294,7 +310,13 @@ class PlayerService:
         row = self._table_index.get(player_id)
         if row is None:
             raise UnknownPlayerError(player_id)
-        future = self.pool.submit(self._match, row, count)
+        try:
+            future = self.pool.submit(self._match, row, count)
+        except QueueFullError:
+            raise MatchQueueFullError(
+                f"matchmaking queue is full ({self.pool.queue_size} requests "
+                "waiting); retry later"
+            ) from None
         # The queue is longest right after a submit, so sampling it here
         # sees the peak closely enough for the load report.
         queued = self.pool.stats()["queued"]
