@@ -13,8 +13,8 @@ Routes:
 When the matchmaking queue is full, ``POST /match`` gets 503 with
 ``Retry-After: 1`` instead of waiting.
 
-Every error is a JSON object ``{"error": MESSAGE}``.  Bad input is answered
-with 400 or 404 and never reaches the log as a traceback.
+Every error is a JSON object ``{"error": MESSAGE}``.  Bad input gets a 400,
+404 or 413 response and never reaches the log as a traceback.
 """
 
 import asyncio

@@ -17,8 +17,8 @@ _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def bind_socket(host, port):
     """Return a listening TCP socket on (host, port); port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on
-    # connections whose socket says so, and without it every response that
+    # proto must be IPPROTO_TCP, not 0, because asyncio sets TCP_NODELAY only
+    # on sockets created with it.  Without TCP_NODELAY every response that
     # uvicorn writes in two parts waits ~40 ms for a delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:

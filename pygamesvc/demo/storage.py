@@ -88,7 +88,7 @@ class Player:
 class ImportReport:
     """The outcome of a CSV import: rows taken and rows skipped.
 
-    ``errors`` holds ``(line_number, message)`` pairs, one per skipped row,
+    ``errors`` contains ``(line_number, message)`` pairs, one per skipped row,
     with line numbers counted from 1 at the header line.
     """
 
