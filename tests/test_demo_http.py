@@ -182,6 +182,8 @@ def test_metrics_exposition(demo):
     assert "python_gc_objects_collected_total" in text
     assert "pygamesvc_process_resident_memory_bytes" in text
     assert 'pygamesvc_pool_tasks_completed_total{pool="demo-match"}' in text
+    assert 'pygamesvc_cache_hits_total{cache="demo-players"}' in text
+    assert 'pygamesvc_cache_entries{cache="demo-players"}' in text
 
 
 def test_metrics_label_route_templates(demo):
