@@ -81,38 +81,60 @@ push_wait(void *arg, int64_t deadline_ns)
 }
 
 
-/* Queue the job, waiting for room as the pool's submit timeout allows.
-   Returns 0, or -1 with an exception set; on -1 the job still owns its
-   references and the caller clears it. */
+/* The deadline for waiting for room that the pool's submit timeout sets. */
+static int64_t
+submit_deadline(PoolObject *self)
+{
+    if (self->submit_timeout_ns < 0)
+        return PGS_WAIT_FOREVER;
+    return pgs_monotonic_ns() + self->submit_timeout_ns;
+}
+
+
+/*
+ * Queue the job, waiting for room until deadline_ns (PGS_NO_WAIT: do not
+ * wait).  from_map says whose timeout the deadline came from, for the error.
+ * Returns 0, 1 when full and not waiting, or -1 with an exception set; on a
+ * nonzero return the job still owns its references and the caller clears it.
+ */
 static int
-push_job(PoolObject *self, const pgs_job *job, int wait)
+push_job(PoolObject *self, const pgs_job *job, int64_t deadline_ns,
+         int from_map)
 {
     push_request request = {self->pool, job};
-    int64_t deadline;
     int rc;
 
     rc = pgs_pool_push(self->pool, job, PGS_NO_WAIT);
-    if (rc == PGS_EFULL && wait) {
-        deadline = PGS_WAIT_FOREVER;
-        if (self->submit_timeout_ns >= 0)
-            deadline = pgs_monotonic_ns() + self->submit_timeout_ns;
-        rc = pgs_wait_released(push_wait, &request, deadline);
-    }
+    if (rc == PGS_EFULL && deadline_ns != PGS_NO_WAIT)
+        rc = pgs_wait_released(push_wait, &request, deadline_ns);
     switch (rc) {
     case PGS_OK:
         return 0;
     case PGS_WAIT_INTERRUPTED:
         return -1;
     case PGS_EFULL:
-        pgs_pool_note_rejected(self->pool);
-        return 1;
     case PGS_ETIMEDOUT:
         pgs_pool_note_rejected(self->pool);
-        PyErr_Format(self->state->queue_full_error,
-                     "WorkerPool %R: the queue stayed full (%zd tasks) for the "
-                     "submit timeout of %R s; raise submit_timeout or "
-                     "queue_size, or use try_execute()",
-                     self->name, self->queue_size, self->submit_timeout);
+        if (rc == PGS_EFULL && !from_map)
+            return 1;
+        if (from_map)
+            PyErr_Format(PyExc_TimeoutError,
+                         "WorkerPool %R: the map() timeout ran out while "
+                         "waiting for room in the queue",
+                         self->name);
+        else if (self->queue_size == 0)
+            PyErr_Format(self->state->queue_full_error,
+                         "WorkerPool %R: no worker became free within the "
+                         "submit timeout of %R s (queue_size=0 hands each "
+                         "task to an idle worker); raise submit_timeout or "
+                         "queue_size, or use try_execute()",
+                         self->name, self->submit_timeout);
+        else
+            PyErr_Format(self->state->queue_full_error,
+                         "WorkerPool %R: the queue stayed full (%zd tasks) "
+                         "for the submit timeout of %R s; raise "
+                         "submit_timeout or queue_size, or use try_execute()",
+                         self->name, self->queue_size, self->submit_timeout);
         return -1;
     case PGS_EDEADLK:
         pgs_pool_note_rejected(self->pool);
@@ -198,7 +220,7 @@ pool_execute_common(PoolObject *self, PyObject *const *args, size_t nargsf,
         return NULL;
     if (build_task(args, nargs, kwnames, &job, method) < 0)
         return NULL;
-    rc = push_job(self, &job, wait);
+    rc = push_job(self, &job, wait ? submit_deadline(self) : PGS_NO_WAIT, 0);
     if (rc != 0) {
         pgs_clear_job(&job);
         if (rc < 0)
@@ -230,12 +252,10 @@ pool_try_execute(PyObject *self, PyObject *const *args, size_t nargsf,
 
 
 static PyObject *
-pool_submit(PyObject *op, PyObject *const *args, size_t nargsf,
-            PyObject *kwnames)
+submit_until(PoolObject *self, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames, int64_t deadline_ns, int from_map)
 {
-    PoolObject *self = (PoolObject *)op;
     pgs_job job = {pgs_submit_kind, {NULL, NULL, NULL}};
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *future, *callable;
 
     if (check_usable(self) < 0)
@@ -257,12 +277,51 @@ pool_submit(PyObject *op, PyObject *const *args, size_t nargsf,
         return NULL;
     }
     job.data[TASK_HEAD] = Py_NewRef(future);
-    if (push_job(self, &job, 1) != 0) {
+    if (push_job(self, &job, deadline_ns, from_map) != 0) {
         pgs_clear_job(&job);
         Py_DECREF(future);
         return NULL;
     }
     return future;
+}
+
+
+static PyObject *
+pool_submit(PyObject *op, PyObject *const *args, size_t nargsf,
+            PyObject *kwnames)
+{
+    PoolObject *self = (PoolObject *)op;
+
+    return submit_until(self, args, PyVectorcall_NARGS(nargsf), kwnames,
+                        submit_deadline(self), 0);
+}
+
+
+/* _submit_within(timeout, fn, /, *args, **kwargs): submit() for map(),
+   waiting for room at most `timeout` seconds, then raising TimeoutError. */
+static PyObject *
+pool_submit_within(PyObject *op, PyObject *const *args, size_t nargsf,
+                   PyObject *kwnames)
+{
+    PoolObject *self = (PoolObject *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    double seconds;
+    int64_t deadline;
+
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_submit_within() missing required argument 'timeout'");
+        return NULL;
+    }
+    seconds = PyFloat_AsDouble(args[0]);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    deadline = PGS_NO_WAIT;
+    if (seconds > 9.0e9)
+        deadline = PGS_WAIT_FOREVER;
+    else if (seconds > 0)
+        deadline = pgs_monotonic_ns() + (int64_t)(seconds * 1e9);
+    return submit_until(self, args + 1, nargs - 1, kwnames, deadline, 1);
 }
 
 
@@ -330,6 +389,7 @@ cancel_queued(PoolObject *self)
     size_t n, i;
 
     while ((n = pgs_pool_drain(self->pool, jobs, DRAIN_CHUNK)) > 0) {
+        pgs_pool_note_cancelled(self->pool, n);
         for (i = 0; i < n; i++) {
             if (jobs[i].fn == pgs_submit_kind) {
                 outcome = PyObject_CallMethod(jobs[i].data[TASK_HEAD],
@@ -355,6 +415,14 @@ pool_shutdown_impl(PoolObject *self, int wait, int cancel_futures)
         self->shut_down = 1;
         Py_RETURN_NONE; /* nothing to stop in this process */
     }
+    if (wait && pgs_pool_current() == self->pool) {
+        /* Checked before closing, so a rejected call changes nothing. */
+        PyErr_Format(PyExc_RuntimeError,
+                     "WorkerPool %R: shutdown(wait=True) called from one of "
+                     "its own tasks would wait for itself; use wait=False",
+                     self->name);
+        return NULL;
+    }
     self->shut_down = 1;
     pgs_pool_close(self->pool);
     if (cancel_futures)
@@ -364,13 +432,6 @@ pool_shutdown_impl(PoolObject *self, int wait, int cancel_futures)
     rc = pgs_wait_released(join_wait, self->pool, PGS_WAIT_FOREVER);
     if (rc == PGS_WAIT_INTERRUPTED)
         return NULL;
-    if (rc == PGS_EDEADLK) {
-        PyErr_Format(PyExc_RuntimeError,
-                     "WorkerPool %R: shutdown(wait=True) called from one of "
-                     "its own tasks would wait for itself; use wait=False",
-                     self->name);
-        return NULL;
-    }
     if (rc != PGS_OK)
         return pgs_raise_error(self->state, rc, "WorkerPool.shutdown");
     Py_RETURN_NONE;
@@ -408,11 +469,12 @@ pool_stats(PyObject *op, PyObject *unused)
     if (self->pool != NULL)
         pgs_pool_get_stats(self->pool, &stats);
     return Py_BuildValue(
-        "{snsnsnsKsKsKsK}", "workers", (Py_ssize_t)stats.workers, "queued",
+        "{snsnsnsKsKsKsKsK}", "workers", (Py_ssize_t)stats.workers, "queued",
         (Py_ssize_t)stats.queued, "running", (Py_ssize_t)stats.running,
         "submitted", (unsigned long long)stats.submitted, "completed",
         (unsigned long long)stats.completed, "failed",
-        (unsigned long long)stats.failed, "rejected",
+        (unsigned long long)stats.failed, "cancelled",
+        (unsigned long long)stats.cancelled, "rejected",
         (unsigned long long)stats.rejected);
 }
 
@@ -569,6 +631,9 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     options.hooks.thread_exit = pgs_ctx_thread_exit;
     options.hooks.run = pgs_ctx_run;
     options.hooks.destroy = pgs_ctx_destroy;
+    /* Count the workers before they start: the objects they use must stay
+       alive until the last one exits (see pgs_ctx_thread_exit). */
+    self->ctx->live_threads = (int)self->workers;
     /* Workers take the GIL as they start; create without holding it. */
     Py_BEGIN_ALLOW_THREADS
     rc = pgs_pool_create(&self->pool, &options);
@@ -580,7 +645,8 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         self->ctx = NULL;
         if (rc == PGS_ETHREAD)
             PyErr_Format(PyExc_RuntimeError,
-                         "WorkerPool %R: the OS refused to start %zd threads",
+                         "WorkerPool %R: the OS did not let all %zd worker "
+                         "threads start",
                          self->name, self->workers);
         else
             pgs_raise_error(self->state, rc, "WorkerPool");
@@ -588,6 +654,18 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->ctx->pool = self->pool;
     pgs_registry_add(self->ctx);
+    if (interpreter_exiting) {
+        /* Shutdown began while the GIL was released above and may have
+           missed this pool: stop its idle workers here, then refuse. */
+        self->shut_down = 1;
+        pgs_pool_close(self->pool);
+        pgs_wait_released(join_wait, self->pool, PGS_WAIT_FOREVER);
+        PyErr_Clear();
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot create a WorkerPool after interpreter "
+                        "shutdown has started");
+        goto error;
+    }
     return (PyObject *)self;
 
 error:
@@ -603,6 +681,20 @@ pool_traverse(PyObject *op, visitproc visit, void *arg)
 
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(self->module);
+    /* The context's on_error often refers back to the pool's owner. */
+    if (self->ctx != NULL && self->pool != NULL)
+        Py_VISIT(self->ctx->on_error);
+    return 0;
+}
+
+
+static int
+pool_clear(PyObject *op)
+{
+    PoolObject *self = (PoolObject *)op;
+
+    if (self->ctx != NULL && self->pool != NULL)
+        Py_CLEAR(self->ctx->on_error);
     return 0;
 }
 
@@ -637,6 +729,15 @@ pool_dealloc(PyObject *op)
 }
 
 
+static const char *
+pool_state_word(PoolObject *self)
+{
+    if (self->pool != NULL && pgs_pool_is_inherited(self->pool))
+        return "inherited by fork";
+    return self->shut_down ? "shut down" : "open";
+}
+
+
 static PyObject *
 pool_repr(PyObject *op)
 {
@@ -645,7 +746,7 @@ pool_repr(PyObject *op)
     return PyUnicode_FromFormat("<%s name=%R workers=%zd queue_size=%zd %s>",
                                 Py_TYPE(op)->tp_name, self->name, self->workers,
                                 self->queue_size,
-                                self->shut_down ? "shut down" : "open");
+                                pool_state_word(self));
 }
 
 
@@ -684,8 +785,11 @@ pool_get_submit_timeout(PyObject *op, void *closure)
 static PyObject *
 pool_get_closed(PyObject *op, void *closure)
 {
+    PoolObject *self = (PoolObject *)op;
+
     (void)closure;
-    return PyBool_FromLong(((PoolObject *)op)->shut_down);
+    return PyBool_FromLong(self->shut_down || self->pool == NULL ||
+                           pgs_pool_is_inherited(self->pool));
 }
 
 
@@ -702,6 +806,10 @@ static PyMethodDef pool_methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "submit(fn, /, *args, **kwargs)\n--\n\n"
      "Queue fn(*args, **kwargs) and return a concurrent.futures.Future."},
+    {"_submit_within", (PyCFunction)(void (*)(void))pool_submit_within,
+     METH_FASTCALL | METH_KEYWORDS,
+     "_submit_within(timeout, fn, /, *args, **kwargs)\n--\n\n"
+     "submit() that waits at most timeout seconds for room (for map())."},
     {"wait", (PyCFunction)(void (*)(void))pool_wait, METH_VARARGS | METH_KEYWORDS,
      "wait(timeout=None)\n--\n\n"
      "Block until every task submitted so far has finished; False on timeout."},
@@ -737,6 +845,7 @@ static PyType_Slot pool_slots[] = {
     {Py_tp_new, pool_new},
     {Py_tp_dealloc, pool_dealloc},
     {Py_tp_traverse, pool_traverse},
+    {Py_tp_clear, pool_clear},
     {Py_tp_repr, pool_repr},
     {Py_tp_methods, pool_methods},
     {Py_tp_getset, pool_getset},

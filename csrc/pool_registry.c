@@ -2,8 +2,9 @@
  * pool_registry.c - process-wide list of live pools; see pool_registry.h.
  *
  * Lock rules: registry_lock protects the list links only.  It is never held
- * while waiting for a pool or while Python code runs, and fork() handlers
- * take it so that a child never inherits it locked.
+ * while Python code runs or while waiting for a pool's workers; a pool's own
+ * lock may be taken under it (registry_lock first, never the reverse).
+ * fork() handlers take it so that a child never inherits it locked.
  */
 #include "pool_registry.h"
 
@@ -89,26 +90,26 @@ int
 pgs_registry_shutdown_all(void)
 {
     pgs_pool **pools = NULL;
-    size_t n = 0, cap = 0, i;
+    size_t n = 0, count = 0, i;
     int rc = 0;
     pool_ctx *ctx;
 
-    /* Take a reference to each pool so none is freed while we wait. */
+    /* Take a reference to each pool so none is freed while we wait.  A pool
+       whose count already reached zero is being freed; it has no workers. */
     pthread_mutex_lock(&registry_lock);
-    for (ctx = registry_head; ctx != NULL; ctx = ctx->next) {
-        if (n == cap) {
-            size_t new_cap = cap ? cap * 2 : 8;
-            pgs_pool **grown = realloc(pools, new_cap * sizeof(*pools));
-
-            if (grown == NULL)
-                break;
-            pools = grown;
-            cap = new_cap;
-        }
-        pgs_pool_retain(ctx->pool);
-        pools[n++] = ctx->pool;
+    for (ctx = registry_head; ctx != NULL; ctx = ctx->next)
+        count++;
+    if (count > 0)
+        pools = malloc(count * sizeof(*pools));
+    for (ctx = registry_head; pools != NULL && ctx != NULL; ctx = ctx->next) {
+        if (pgs_pool_try_retain(ctx->pool))
+            pools[n++] = ctx->pool;
     }
     pthread_mutex_unlock(&registry_lock);
+    if (count > 0 && pools == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
 
     for (i = 0; i < n; i++) {
         pgs_pool_close(pools[i]);

@@ -22,7 +22,8 @@ typedef struct pool_ctx {
     PyObject *module;   /* strong reference: keeps `state` alive */
     pgs_state *state;
     pgs_pool *pool;     /* borrowed: the pool whose hooks point here */
-    int live_threads;   /* workers that entered; changed with the GIL held */
+    int live_threads;   /* workers started and not exited; set before they
+                           start, then changed with the GIL held */
     int abandoned;      /* owner gave up its object; set with the GIL held */
     struct pool_ctx *prev, *next;
 

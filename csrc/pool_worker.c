@@ -58,10 +58,8 @@ pgs_release_ctx_objects(pool_ctx *ctx)
 void
 pgs_ctx_thread_enter(void *arg)
 {
-    pool_ctx *ctx = arg;
-
+    (void)arg;
     worker_gilstate = PyGILState_Ensure();
-    ctx->live_threads++;
     worker_tstate = PyEval_SaveThread();
 }
 
@@ -120,22 +118,25 @@ static void
 report_task_error(pool_ctx *ctx, PyObject *callable)
 {
     PyObject *exc = pgs_fetch_exception();
-    PyObject *result, *handler_exc;
+    PyObject *result, *handler_exc, *handler;
 
-    if (ctx->on_error == NULL) {
+    /* A strong reference: the GC may clear ctx->on_error during the call. */
+    handler = Py_XNewRef(ctx->on_error);
+    if (handler == NULL) {
         log_exception(ctx, "task %r in WorkerPool %r raised", callable, exc);
         Py_DECREF(exc);
         return;
     }
-    result = PyObject_CallOneArg(ctx->on_error, exc);
+    result = PyObject_CallOneArg(handler, exc);
     if (result == NULL) {
         handler_exc = pgs_fetch_exception();
         log_exception(ctx, "task %r in WorkerPool %r raised", callable, exc);
         log_exception(ctx, "on_error handler %r of WorkerPool %r raised",
-                      ctx->on_error, handler_exc);
+                      handler, handler_exc);
         Py_DECREF(handler_exc);
     }
     Py_XDECREF(result);
+    Py_DECREF(handler);
     Py_DECREF(exc);
 }
 
@@ -185,76 +186,95 @@ settle_directly(pgs_state *state, PyObject *future, PyObject *field,
 }
 
 
-/* Run a submit() task and settle its future; returns 1 if the task raised. */
+/*
+ * Settle a PoolFuture directly if that is safe, else report why not: 0 means
+ * "use the locked Future method".  An error in the direct path is reported as
+ * unraisable and also answered with 0, so the locked path still settles the
+ * future and no waiter hangs.
+ */
 static int
+try_settle(pgs_state *state, PyObject *future, PyObject *field,
+           PyObject *value, PyObject *new_state)
+{
+    int done = settle_directly(state, future, field, value, new_state);
+
+    if (done < 0) {
+        PyErr_WriteUnraisable(future);
+        done = 0;
+    }
+    return done;
+}
+
+
+/* Run a submit() task and settle its future. */
+static pgs_task_outcome
 run_submitted(pgs_state *state, pgs_job *job)
 {
     PyObject *future = job->data[TASK_HEAD];
     PyObject *callable, *result, *outcome = NULL, *exc;
-    int failed = 0, done, running;
+    pgs_task_outcome ended = PGS_TASK_COMPLETED;
+    int running;
 
-    done = settle_directly(state, future, NULL, NULL, state->state_running);
-    if (done == 0) {
+    if (!try_settle(state, future, NULL, NULL, state->state_running)) {
         outcome = PyObject_CallMethod(future, "set_running_or_notify_cancel",
                                       NULL);
-        if (outcome == NULL)
-            goto unraisable;
-        running = PyObject_IsTrue(outcome);
-        Py_CLEAR(outcome);
-        if (running <= 0)
-            return 0; /* cancelled before it started */
+        running = outcome == NULL ? -1 : PyObject_IsTrue(outcome);
+        Py_XDECREF(outcome);
+        outcome = NULL;
+        if (running < 0) {
+            PyErr_WriteUnraisable(future);
+            return PGS_TASK_FAILED;
+        }
+        if (running == 0)
+            return PGS_TASK_CANCELLED;
     }
-    else if (done < 0)
-        goto unraisable;
 
     result = call_task(job, &callable);
     if (result != NULL) {
-        done = settle_directly(state, future, state->str_result, result,
-                               state->state_finished);
-        if (done == 0)
+        if (!try_settle(state, future, state->str_result, result,
+                        state->state_finished))
             outcome = PyObject_CallMethod(future, "set_result", "O", result);
+        else
+            outcome = Py_NewRef(Py_None);
         Py_DECREF(result);
     }
     else {
-        failed = 1;
+        ended = PGS_TASK_FAILED;
         exc = pgs_fetch_exception();
-        done = settle_directly(state, future, state->str_exception, exc,
-                               state->state_finished);
-        if (done == 0)
+        if (!try_settle(state, future, state->str_exception, exc,
+                        state->state_finished))
             outcome = PyObject_CallMethod(future, "set_exception", "O", exc);
+        else
+            outcome = Py_NewRef(Py_None);
         Py_DECREF(exc);
     }
-    if (done < 0 || (done == 0 && outcome == NULL))
-        goto unraisable;
+    if (outcome == NULL)
+        PyErr_WriteUnraisable(future);
     Py_XDECREF(outcome);
-    return failed;
-
-unraisable:
-    PyErr_WriteUnraisable(future);
-    return 1;
+    return ended;
 }
 
 
-/* Run one task with the GIL held; returns 1 if it raised. */
-static int
+/* Run one task with the GIL held. */
+static pgs_task_outcome
 run_task(pool_ctx *ctx, pgs_job *job)
 {
     PyObject *callable, *result;
-    int failed = 0;
+    pgs_task_outcome ended = PGS_TASK_COMPLETED;
 
     if (job->fn == pgs_submit_kind) {
-        failed = run_submitted(ctx->state, job);
+        ended = run_submitted(ctx->state, job);
     }
     else {
         result = call_task(job, &callable);
         if (result == NULL) {
-            failed = 1;
+            ended = PGS_TASK_FAILED;
             report_task_error(ctx, callable);
         }
         Py_XDECREF(result);
     }
     pgs_clear_job(job);
-    return failed;
+    return ended;
 }
 
 
@@ -262,18 +282,19 @@ void
 pgs_ctx_run(void *arg, pgs_pool *pool, pgs_job *job)
 {
     pool_ctx *ctx = arg;
-    int n = 0, failed;
+    pgs_task_outcome ended;
     int64_t started, finished;
+    int n = 0;
 
     PyEval_RestoreThread(worker_tstate);
     started = pgs_monotonic_ns();
     for (;;) {
         /* The wait includes the time this worker waited for the GIL. */
         pgs_pool_ctx_observe_wait(ctx, started - pgs_pool_last_enqueued_ns());
-        failed = run_task(ctx, job);
+        ended = run_task(ctx, job);
         finished = pgs_monotonic_ns();
         pgs_pool_ctx_observe_run(ctx, finished - started);
-        pgs_pool_task_done(pool, failed);
+        pgs_pool_task_done(pool, ended);
         if (++n >= BATCH_MAX || pgs_pool_try_pop(pool, job) != PGS_OK)
             break;
         started = finished;

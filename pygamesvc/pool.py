@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import threading
+import time
 
 from pygamesvc import _core
 
@@ -36,10 +37,40 @@ class WorkerPool(_core.WorkerPool, concurrent.futures.Executor):
     def map(self, fn, *iterables, timeout=None, chunksize=1):
         """Return an iterator over fn applied to the iterables' items, in order.
 
-        Like ``Executor.map``: results come in input order and ``timeout``
-        bounds the whole iteration.
+        Like ``Executor.map``: every item is submitted before this returns,
+        and results come in input order.  ``timeout`` bounds the whole call,
+        including the wait for queue room while submitting: when it runs
+        out, the futures already submitted are cancelled and TimeoutError is
+        raised.  ``chunksize`` is accepted for compatibility and ignored.
         """
-        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+        if timeout is None:
+            futures = [self.submit(fn, *args) for args in zip(*iterables)]
+            return _results_in_order(futures, None)
+        end = time.monotonic() + timeout
+        futures = []
+        try:
+            for args in zip(*iterables):
+                remaining = end - time.monotonic()
+                futures.append(self._submit_within(remaining, fn, *args))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return _results_in_order(futures, end)
+
+
+def _results_in_order(futures, end):
+    """Yield each future's result in order; cancel the rest on early exit."""
+    futures.reverse()
+    try:
+        while futures:
+            if end is None:
+                yield futures.pop().result()
+            else:
+                yield futures.pop().result(end - time.monotonic())
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _shutdown_all_at_exit():

@@ -146,6 +146,23 @@ def test_map_timeout():
         event.set()
 
 
+def test_map_timeout_covers_waiting_for_room():
+    event, task = blocker()
+    with WorkerPool(1, 1) as pool:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="map\\(\\) timeout"):
+            pool.map(lambda _: task(), range(5), timeout=0.2)
+        elapsed = time.monotonic() - start
+        assert 0.15 < elapsed < 1.0
+        event.set()
+        assert pool.wait(10)
+        stats = pool.stats()
+    # One task ran (it held the worker); the queued one was cancelled.
+    assert stats["completed"] == 1
+    assert stats["cancelled"] == 1
+    assert stats["rejected"] == 1
+
+
 def test_asyncio_accepts_futures(pool):
     async def main():
         loop = asyncio.get_running_loop()
@@ -262,6 +279,7 @@ def test_stats_counts(pool):
     assert stats["running"] == 0
     assert stats["completed"] == 10
     assert stats["failed"] == 1
+    assert stats["cancelled"] == 0
     assert stats["rejected"] == 0
     assert stats["submitted"] == 11
 
@@ -317,6 +335,28 @@ def test_wait_inside_own_task_raises(pool):
     future = pool.submit(pool.shutdown)
     with pytest.raises(RuntimeError, match="wait for itself"):
         future.result(10)
+    # The rejected shutdown left the pool open.
+    assert not pool.closed
+    assert pool.submit(abs, -2).result(10) == 2
+
+
+def test_cancelled_tasks_are_counted():
+    event, task = blocker()
+    pool = WorkerPool(1)
+    pool.execute(task)
+    time.sleep(0.05)
+    futures = [pool.submit(abs, -1) for _ in range(3)]
+    assert futures[0].cancel()
+    pool.execute(abs, -1)
+    pool.shutdown(wait=False, cancel_futures=True)
+    event.set()
+    pool.shutdown()
+    stats = pool.stats()
+    # The future cancelled by hand is popped and skipped; the other two
+    # futures and the execute() task are drained by cancel_futures.
+    assert stats["completed"] == 1
+    assert stats["cancelled"] == 4
+    assert stats["submitted"] == 5
 
 
 def test_repr_and_properties():

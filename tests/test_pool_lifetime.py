@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -106,6 +107,51 @@ def test_dropped_pool_finishes_queue_and_threads_end():
         pool.execute(out.append, i)
     del pool
     assert wait_for(lambda: len(out) == 200)
+    assert wait_for(lambda: native_threads() == before)
+
+
+def test_pool_dropped_before_workers_start_keeps_on_error():
+    # The workers of a pool dropped right after creation have not taken the
+    # GIL yet; they must still find on_error and the logger alive.
+    result = run_python(
+        """
+        import time
+        from pygamesvc import WorkerPool
+
+        errors = []
+        for _ in range(50):
+            pool = WorkerPool(1, on_error=errors.append)
+            pool.execute(lambda: 1 / 0)
+            del pool
+            quiet = WorkerPool(1)
+            quiet.execute(lambda: 1 / 0)
+            del quiet
+        deadline = time.monotonic() + 10
+        while len(errors) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("handled", len(errors))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "handled 50" in result.stdout
+    assert result.stderr.count("ZeroDivisionError") >= 50
+
+
+def test_pool_in_cycle_through_on_error_is_collected():
+    class Service:
+        def __init__(self):
+            self.pool = WorkerPool(2, on_error=self.handle)
+
+        def handle(self, exc):
+            pass
+
+    before = native_threads()
+    service = Service()
+    ref = weakref.ref(service.pool)
+    service.pool.execute(abs, -1)
+    del service
+    gc.collect()
+    assert ref() is None
     assert wait_for(lambda: native_threads() == before)
 
 
@@ -269,6 +315,8 @@ def test_fork_child_gets_clear_error_and_new_pools():
                 code = 12
             except RuntimeError:
                 pass
+            if not pool.closed or "inherited by fork" not in repr(pool):
+                code = 14
             pool.close()
             fresh = WorkerPool(2)
             if fresh.submit(sum, [1, 2]).result(10) != 3:

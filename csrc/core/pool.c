@@ -54,6 +54,7 @@ struct pgs_pool {
     atomic_uint_fast64_t submitted;
     atomic_uint_fast64_t completed;
     atomic_uint_fast64_t failed;
+    atomic_uint_fast64_t cancelled;
     atomic_uint_fast64_t rejected;
 };
 
@@ -128,7 +129,7 @@ run_default(void *ctx, pgs_pool *pool, pgs_job *job)
 {
     (void)ctx;
     job->fn(job);
-    pgs_pool_task_done(pool, 0);
+    pgs_pool_task_done(pool, PGS_TASK_COMPLETED);
 }
 
 
@@ -336,17 +337,27 @@ pgs_pool_try_pop(pgs_pool *pool, pgs_job *out)
 
 
 void
-pgs_pool_task_done(pgs_pool *pool, int failed)
+pgs_pool_task_done(pgs_pool *pool, pgs_task_outcome outcome)
 {
-    if (failed)
-        atomic_fetch_add_explicit(&pool->failed, 1, memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(&pool->completed, 1, memory_order_relaxed);
+    atomic_uint_fast64_t *counter = &pool->completed;
+
+    if (outcome == PGS_TASK_FAILED)
+        counter = &pool->failed;
+    else if (outcome == PGS_TASK_CANCELLED)
+        counter = &pool->cancelled;
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
     pthread_mutex_lock(&pool->lock);
     assert(pool->running > 0);
     pool->running--;
     signal_if_idle_locked(pool);
     pthread_mutex_unlock(&pool->lock);
+}
+
+
+void
+pgs_pool_note_cancelled(pgs_pool *pool, size_t n)
+{
+    atomic_fetch_add_explicit(&pool->cancelled, n, memory_order_relaxed);
 }
 
 
@@ -463,6 +474,20 @@ pgs_pool_retain(pgs_pool *pool)
 }
 
 
+int
+pgs_pool_try_retain(pgs_pool *pool)
+{
+    int taken;
+
+    pthread_mutex_lock(&pool->lock);
+    taken = pool->refs > 0;
+    if (taken)
+        pool->refs++;
+    pthread_mutex_unlock(&pool->lock);
+    return taken;
+}
+
+
 void
 pgs_pool_release(pgs_pool *pool)
 {
@@ -510,6 +535,8 @@ pgs_pool_get_stats(pgs_pool *pool, pgs_pool_stats *out)
     out->submitted = atomic_load_explicit(&pool->submitted, memory_order_relaxed);
     out->completed = atomic_load_explicit(&pool->completed, memory_order_relaxed);
     out->failed = atomic_load_explicit(&pool->failed, memory_order_relaxed);
+    out->cancelled =
+        atomic_load_explicit(&pool->cancelled, memory_order_relaxed);
     out->rejected = atomic_load_explicit(&pool->rejected, memory_order_relaxed);
 }
 

@@ -6,8 +6,9 @@
  * queued jobs.  Submitters push jobs and may wait for room until a deadline;
  * workers pop jobs in FIFO order and run them through a hook, so that the
  * Python binding can take the GIL once and run several jobs before handing it
- * back (see pgs_pool_try_pop).  Every job pushed is reported finished exactly
- * once with pgs_pool_task_done, which is what pgs_pool_wait_idle waits for.
+ * back (see pgs_pool_try_pop).  Every popped job is reported finished exactly
+ * once with pgs_pool_task_done, and every drained job (pgs_pool_drain) leaves
+ * the queue at once; pgs_pool_wait_idle waits for both.
  *
  * Capacity 0 means a hand-off: a push succeeds only while a worker is idle
  * and waiting for work.
@@ -47,7 +48,7 @@ typedef struct pgs_pool_hooks {
     /*
      * Run one popped job.  The hook calls pgs_pool_task_done once for it and
      * once for every extra job it pops with pgs_pool_try_pop.  NULL means:
-     * call job->fn(job), then pgs_pool_task_done(pool, 0).
+     * call job->fn(job), then pgs_pool_task_done(pool, PGS_TASK_COMPLETED).
      */
     void (*run)(void *ctx, pgs_pool *pool, pgs_job *job);
     /* Called once, with no lock held, just before the pool is freed. */
@@ -69,6 +70,7 @@ typedef struct pgs_pool_stats {
     uint64_t submitted; /* jobs accepted by pgs_pool_push */
     uint64_t completed; /* jobs reported done without failure */
     uint64_t failed;    /* jobs reported done with failure */
+    uint64_t cancelled; /* jobs reported cancelled, popped or drained */
     uint64_t rejected;  /* pushes counted by pgs_pool_note_rejected */
 } pgs_pool_stats;
 
@@ -95,8 +97,18 @@ int pgs_pool_push(pgs_pool *pool, const pgs_job *job, int64_t deadline_ns);
  */
 int pgs_pool_try_pop(pgs_pool *pool, pgs_job *out);
 
-/* Report one popped job finished; failed is nonzero if it failed. */
-void pgs_pool_task_done(pgs_pool *pool, int failed);
+/* How a popped job ended, for pgs_pool_task_done and the stats. */
+typedef enum pgs_task_outcome {
+    PGS_TASK_COMPLETED = 0,
+    PGS_TASK_FAILED = 1,
+    PGS_TASK_CANCELLED = 2,
+} pgs_task_outcome;
+
+/* Report one popped job finished. */
+void pgs_pool_task_done(pgs_pool *pool, pgs_task_outcome outcome);
+
+/* Count n jobs that were drained instead of run as cancelled. */
+void pgs_pool_note_cancelled(pgs_pool *pool, size_t n);
 
 /* Count one rejected submission in the stats. */
 void pgs_pool_note_rejected(pgs_pool *pool);
@@ -125,9 +137,18 @@ void pgs_pool_close(pgs_pool *pool);
  */
 int pgs_pool_join(pgs_pool *pool, int64_t deadline_ns);
 
-/* Take and drop a reference; the last release frees the pool. */
+/*
+ * Take and drop a reference; the last release frees the pool.  Both take
+ * the pool's lock, so neither may be used on a pool inherited by fork().
+ */
 void pgs_pool_retain(pgs_pool *pool);
 void pgs_pool_release(pgs_pool *pool);
+
+/*
+ * Take a reference unless the count already reached zero, which happens
+ * while the last holder is freeing the pool.  Returns 1 if it took one.
+ */
+int pgs_pool_try_retain(pgs_pool *pool);
 
 /*
  * Close the pool, detach workers that were not joined and drop the caller's

@@ -122,6 +122,16 @@ test_wait_idle_times_out(void)
 }
 
 static void
+test_try_retain_takes_reference(void)
+{
+    pgs_pool *pool = make_pool(1, 4);
+
+    CHECK(pgs_pool_try_retain(pool) == 1);
+    pgs_pool_release(pool);
+    finish(pool);
+}
+
+static void
 test_closed_pool_rejects(void)
 {
     pgs_pool *pool = make_pool(2, 4);
@@ -319,6 +329,7 @@ main(void)
     RUN_TEST(test_full_queue_rejects_without_wait);
     RUN_TEST(test_push_times_out);
     RUN_TEST(test_wait_idle_times_out);
+    RUN_TEST(test_try_retain_takes_reference);
     RUN_TEST(test_closed_pool_rejects);
     RUN_TEST(test_close_runs_queued_jobs);
     RUN_TEST(test_drain_removes_queued);
