@@ -166,9 +166,10 @@ take_gil(void *ctx, void *token)
 static inline void
 release_garbage(CacheObject *self, pgs_cache_garbage *garbage)
 {
-    if (garbage->entries != NULL || garbage->nvalues != 0)
+    if (!pgs_cache_garbage_empty(garbage))
         pgs_cache_garbage_release(self->cache, garbage);
 }
+
 
 
 /* ---------------------------------------------------------------------
@@ -178,7 +179,15 @@ release_garbage(CacheObject *self, pgs_cache_garbage *garbage)
 static inline int
 hash_key(PyObject *key, uint64_t *hash)
 {
-    Py_hash_t h = PyObject_Hash(key);
+    Py_hash_t h;
+
+    /* A str caches its hash; reading it directly skips a call through
+       tp_hash on the lookup path. */
+    if (PyUnicode_CheckExact(key) && ((PyASCIIObject *)key)->hash != -1) {
+        *hash = (uint64_t)((PyASCIIObject *)key)->hash;
+        return 0;
+    }
+    h = PyObject_Hash(key);
 
     if (h == -1 && PyErr_Occurred())
         return -1;
@@ -427,6 +436,11 @@ slow_path(CacheObject *self, PyObject *key, uint64_t hash, int64_t now,
  * Look key up.  Returns 1 with *value a new reference (if value is not
  * NULL) and *expires_ns set (if not NULL), 0 if there is no live entry, or
  * -1 with an exception set.
+ *
+ * Without expires_ns, the lookup first tries pgs_cache_get_optimistic,
+ * which takes no lock.  Its contract holds because every garbage release
+ * (here and on the sweeper thread) runs with the GIL held, as does this
+ * call, and nothing before the Py_NewRef releases the GIL.
  */
 static inline int
 cache_lookup(CacheObject *self, PyObject *key, PyObject **value,
@@ -434,13 +448,30 @@ cache_lookup(CacheObject *self, PyObject *key, PyObject **value,
 {
     pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
     slow_request request = {.op = SLOW_GET};
+    PyObject *found;
     uint64_t hash;
-    int64_t now;
+    int64_t now = PGS_CACHE_NOW_FROM_CLOCK;
     int rc;
 
-    if (check_open(self) < 0 || hash_key(key, &hash) < 0 ||
-        current_time(self, &now) < 0)
+    if (check_open(self) < 0 || hash_key(key, &hash) < 0)
         return -1;
+    if (self->timer != NULL && current_time(self, &now) < 0)
+        return -1;
+    /* TODO: free-threaded builds have no GIL to keep garbage alive during
+       an optimistic read; they need another reclamation scheme first. */
+    if (expires_ns == NULL) {
+        rc = pgs_cache_get_optimistic(self->cache, key, hash, now,
+                                      (void **)&found);
+        if (rc == PGS_OK) {
+            if (value != NULL)
+                *value = Py_NewRef(found);
+            return 1;
+        }
+        if (rc == PGS_ENOTFOUND)
+            return 0;
+    }
+    if (now == PGS_CACHE_NOW_FROM_CLOCK)
+        now = pgs_cache_clock_ns();
     rc = pgs_cache_get(self->cache, key, hash, now, (void **)value,
                        expires_ns, &garbage);
     release_garbage(self, &garbage);
@@ -458,6 +489,29 @@ cache_lookup(CacheObject *self, PyObject *key, PyObject **value,
     if (expires_ns != NULL)
         *expires_ns = request.result_expires_ns;
     return 1;
+}
+
+
+/*
+ * cache_lookup's first step, small enough to inline into get and
+ * __getitem__: an optimistic read for an exact str key whose hash is
+ * cached, in an open cache with the default clock.  Returns PGS_OK with
+ * *found borrowed, PGS_ENOTFOUND, or PGS_EAGAIN to go on with
+ * cache_lookup.
+ */
+static inline int
+lookup_str_key(CacheObject *self, PyObject *key, PyObject **found)
+{
+    Py_hash_t hash;
+
+    if (!PyUnicode_CheckExact(key) || self->timer != NULL || self->closed)
+        return PGS_EAGAIN;
+    hash = ((PyASCIIObject *)key)->hash;
+    if (hash == -1)
+        return PGS_EAGAIN;
+    return pgs_cache_get_optimistic(self->cache, key, (uint64_t)hash,
+                                    PGS_CACHE_NOW_FROM_CLOCK,
+                                    (void **)found);
 }
 
 
@@ -566,7 +620,13 @@ static PyObject *
 cache_subscript(PyObject *op, PyObject *key)
 {
     PyObject *value;
-    int rc = cache_lookup((CacheObject *)op, key, &value, NULL);
+    int rc = lookup_str_key((CacheObject *)op, key, &value);
+
+    if (rc == PGS_OK)
+        return Py_NewRef(value);
+    if (rc == PGS_ENOTFOUND)
+        return raise_key_error(key);
+    rc = cache_lookup((CacheObject *)op, key, &value, NULL);
 
     if (rc > 0)
         return value;
@@ -591,12 +651,29 @@ cache_ass_subscript(PyObject *op, PyObject *key, PyObject *value)
 }
 
 
+/*
+ * Count the live entries; expired entries that len() finds are removed.
+ * Returns -1 with an exception set if the timer fails.
+ */
+static Py_ssize_t
+live_size(CacheObject *self)
+{
+    pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
+    int64_t now;
+    size_t n;
+
+    if (current_time(self, &now) < 0)
+        return -1;
+    n = pgs_cache_count_live(self->cache, now, &garbage);
+    release_garbage(self, &garbage);
+    return (Py_ssize_t)n;
+}
+
+
 static Py_ssize_t
 cache_length(PyObject *op)
 {
-    CacheObject *self = (CacheObject *)op;
-
-    return (Py_ssize_t)pgs_cache_size(self->cache);
+    return live_size((CacheObject *)op);
 }
 
 
@@ -622,6 +699,11 @@ cache_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
                      "get expected 1 or 2 arguments, got %zd", nargs);
         return NULL;
     }
+    rc = lookup_str_key((CacheObject *)op, args[0], &value);
+    if (rc == PGS_OK)
+        return Py_NewRef(value);
+    if (rc == PGS_ENOTFOUND)
+        return Py_NewRef(nargs == 2 ? args[1] : Py_None);
     rc = cache_lookup((CacheObject *)op, args[0], &value, NULL);
     if (rc > 0)
         return value;
@@ -1280,8 +1362,10 @@ cache_get_maxsize(PyObject *op, void *closure)
 static PyObject *
 cache_get_currsize(PyObject *op, void *closure)
 {
+    Py_ssize_t n = live_size((CacheObject *)op);
+
     (void)closure;
-    return PyLong_FromSize_t(pgs_cache_size(((CacheObject *)op)->cache));
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
 }
 
 
@@ -1388,7 +1472,8 @@ static PyGetSetDef cache_getset[] = {
     {"maxsize", cache_get_maxsize, NULL,
      "Bound on the number of entries; None for no bound.", NULL},
     {"currsize", cache_get_currsize, NULL,
-     "Entries stored, including expired ones not yet removed.", NULL},
+     "Live entries, the same as len(); expired entries it finds are "
+     "removed.", NULL},
     {"ttl", cache_get_ttl, NULL, "Default time to live in seconds.", NULL},
     {"name", cache_get_name, NULL, "Name used in metrics.", NULL},
     {"timer", cache_get_timer, NULL,

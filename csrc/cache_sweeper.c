@@ -61,7 +61,7 @@ sweeper_main(void *arg)
         pthread_mutex_unlock(&sw->lock);
 
         pgs_cache_sweep(sw->cache, pgs_cache_clock_ns(), sw->budget, &garbage);
-        if (garbage.entries != NULL || garbage.nvalues != 0) {
+        if (!pgs_cache_garbage_empty(&garbage)) {
             /* Releasing runs __del__ methods; it may even free the cache and
                stop this sweeper, which is why the loop checks stop first. */
             gil = PyGILState_Ensure();
@@ -132,7 +132,10 @@ void
 pgs_sweeper_stop(cache_sweeper *sw)
 {
     if (pgs_sweeper_is_inherited(sw)) {
-        sweeper_free(sw);
+        /* Only free the memory.  The parent's thread may have been
+           waiting on cond at the fork, and glibc's pthread_cond_destroy
+           then waits forever for a waiter that does not exist here. */
+        free(sw);
         return;
     }
     if (pthread_equal(pthread_self(), sw->thread)) {

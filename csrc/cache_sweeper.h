@@ -1,36 +1,16 @@
 /*
  * cache_sweeper.h - the background thread that removes expired entries of
- * one TTLCache, and the clock that the cache binding and its sweeper share.
+ * one TTLCache.  It reads time with pgs_cache_clock_ns, the clock of
+ * caches without a custom timer.
  */
 #ifndef PGS_CACHE_SWEEPER_H
 #define PGS_CACHE_SWEEPER_H
 
 #include <stdint.h>
-#include <time.h>
 
 #include "cache.h"
-#include "pgs_time.h"
 
 typedef struct cache_sweeper cache_sweeper;
-
-/*
- * The default clock of TTLCache, in nanoseconds.  On Linux this is
- * CLOCK_MONOTONIC_COARSE: about 5 ns a call instead of about 20, at the
- * price of the kernel tick as resolution (1-4 ms), so an entry may outlive
- * its TTL by up to one tick.
- */
-static inline int64_t
-pgs_cache_clock_ns(void)
-{
-#if defined(CLOCK_MONOTONIC_COARSE)
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * PGS_NS_PER_SEC + ts.tv_nsec;
-#else
-    return pgs_monotonic_ns();
-#endif
-}
 
 /*
  * Start a thread that calls pgs_cache_sweep(cache, now, budget) every

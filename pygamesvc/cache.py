@@ -54,13 +54,21 @@ class TTLCache(_core.TTLCache):
 
     When the cache is full, an insert evicts by a W-TinyLFU policy: recent
     entries stay in a small LRU window, and an entry leaving that window
-    replaces an older entry only if it was requested more often.
+    replaces an older entry only if it was requested more often.  Reads
+    take no lock and move no entry: they mark the entry, and eviction
+    later gives a marked entry the move that a hit would have given it.
 
     ``timer`` is a zero-argument callable returning seconds, like
     ``time.monotonic`` (the default, read with the kernel's coarse clock,
     which is 1-4 ms granular on Linux).  Caches with a custom timer run no
-    sweeper: call :meth:`expire` to drop expired entries.  ``len(cache)``
-    counts entries that expired but were not yet removed.
+    sweeper: call :meth:`expire` to drop expired entries.
+
+    ``len(cache)`` and ``currsize`` count live entries only, like
+    ``cachetools.TTLCache``.  They cost one check per stripe while no entry
+    has expired since the last count; a stripe holding an expired entry is
+    scanned once, removing its expired entries, so that call costs time in
+    proportion to that stripe's size.  ``stats()["entries"]`` counts stored
+    entries, including expired ones not yet removed.
 
     ``name`` labels the cache in metrics.  :meth:`get_or_set` calls its
     factory once for all threads that miss the same key at the same time.

@@ -122,10 +122,73 @@ def test_expire_removes_expired_now():
     for i in range(100):
         cache.set(i, i, ttl=1 if i % 2 else 5)
     clock.advance(2)
-    assert len(cache) == 100
+    assert cache.stats()["entries"] == 100
     assert cache.expire() == 50
+    assert cache.stats()["entries"] == 50
     assert len(cache) == 50
     assert sorted(cache) == list(range(0, 100, 2))
+
+
+def test_len_and_currsize_exclude_expired():
+    cache, clock = clocked(ttl=10, stripes=4)
+    for i in range(100):
+        cache.set(i, i, ttl=1 if i < 30 else 10)
+    assert len(cache) == 100
+    clock.advance(0.999)
+    assert len(cache) == 100
+    clock.advance(0.001)
+    assert len(cache) == 70
+    assert cache.currsize == 70
+    assert len(list(cache)) == 70
+    # len() removed what it found expired, so expire() has nothing left.
+    assert cache.stats()["entries"] == 70
+    assert cache.stats()["expirations"] == 30
+    assert cache.expire() == 0
+    clock.advance(9)
+    assert len(cache) == 0
+    assert cache.currsize == 0
+
+
+def test_len_sees_replaced_and_new_expiry_times():
+    cache, clock = clocked(ttl=10, stripes=1)
+    cache["a"] = 1
+    cache["b"] = 2
+    assert len(cache) == 2
+    # A later entry with an earlier expiry must lower the stripe's bound.
+    cache.set("c", 3, ttl=0.5)
+    cache.set("a", 4, ttl=0.25)
+    clock.advance(0.25)
+    assert len(cache) == 2
+    clock.advance(0.25)
+    assert len(cache) == 1
+    assert list(cache) == ["b"]
+    cache.clear()
+    assert len(cache) == 0
+    cache["d"] = 5
+    assert len(cache) == 1
+
+
+def test_len_releases_expired_values():
+    cache, clock = clocked(ttl=1)
+    value = Value()
+    ref = weakref.ref(value)
+    cache["k"] = value
+    del value
+    clock.advance(1)
+    assert ref() is not None
+    assert len(cache) == 0
+    assert ref() is None
+
+
+def test_len_propagates_timer_error():
+    def timer():
+        raise OSError("clock unavailable")
+
+    cache = TTLCache(10, 1, timer=timer)
+    with pytest.raises(OSError, match="clock unavailable"):
+        len(cache)
+    with pytest.raises(OSError, match="clock unavailable"):
+        cache.currsize
 
 
 def test_iteration_skips_expired_and_allows_mutation():
@@ -255,6 +318,23 @@ def test_pickle_and_copy_keep_remaining_ttl():
         assert clone.ttl_of("a") > 5
         assert clone.maxsize == 100
         clone.close()
+    cache.close()
+
+
+@pytest.mark.parametrize("key", ["str-key", 12345678901, b"bytes", ("tuple",)])
+def test_lookups_return_one_new_reference(key):
+    cache, _ = clocked(maxsize=10)
+    value = Value()
+    cache[key] = value
+    base = sys.getrefcount(value)
+    results = [cache.get(key) for _ in range(100)]
+    results += [cache[key] for _ in range(100)]
+    assert all(result is value for result in results)
+    assert sys.getrefcount(value) == base + 200
+    del results
+    assert all(key in cache for _ in range(100))
+    assert cache.get_or_set(key, Value) is value
+    assert sys.getrefcount(value) == base
     cache.close()
 
 

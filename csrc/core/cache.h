@@ -21,12 +21,27 @@
  *   values into a pgs_cache_garbage, and the caller passes it to
  *   pgs_cache_garbage_release once it is ready to run release callbacks.
  *
+ * Optimistic reads: pgs_cache_get_optimistic looks a key up without taking
+ * the stripe lock.  Each stripe has a sequence counter that writers make odd
+ * while they hold the lock and change the stripe; a reader that sees the
+ * same even value before and after its walk read a consistent state.  All
+ * fields a reader follows are atomics (relaxed or acquire/release), so the
+ * walk is race-free, and unlinked entries and replaced bucket arrays go to
+ * a pgs_cache_garbage: the caller must make sure that no garbage is
+ * released while an optimistic read runs (the Python binding holds the
+ * GIL for both).
+ *
  * Eviction: with a bound, each stripe holds at most its share of maxsize
  * (maxsize / stripes, the first maxsize % stripes stripes one more) and
  * follows a small W-TinyLFU: new entries enter a window LRU of 20% of the
  * stripe; entries leaving the window are admitted into a segmented LRU
  * (probation, protected) only if a 4-bit count-min sketch says they were
- * requested more often than the probation victim.
+ * requested more often than the probation victim.  A hit moves nothing: it
+ * only bumps a small per-entry hit count (a relaxed store).  Eviction does
+ * the ordering work in the CLOCK manner: an entry with pending hits that
+ * reaches the back of its queue gets what a hit would have given it (moved
+ * to the front, or promoted from probation to protected), and its hits are
+ * added to the sketch.  Writes still move the entry at once.
  *
  * Time: every call takes the current time `now` in nanoseconds from the
  * caller's clock, so tests can drive expiry without sleeping.  An entry is
@@ -43,11 +58,36 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "pgs_error.h"
+#include "pgs_time.h"
 
 #define PGS_CACHE_MAX_STRIPES 1024
 #define PGS_CACHE_UNBOUNDED SIZE_MAX
+
+/*
+ * The default clock of caches, in nanoseconds.  On Linux this is
+ * CLOCK_MONOTONIC_COARSE: about 5 ns a call instead of about 20, at the
+ * price of the kernel tick as resolution (1-4 ms), so an entry may outlive
+ * its TTL by up to one tick.
+ */
+static inline int64_t
+pgs_cache_clock_ns(void)
+{
+#if defined(CLOCK_MONOTONIC_COARSE)
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * PGS_NS_PER_SEC + ts.tv_nsec;
+#else
+    return pgs_monotonic_ns();
+#endif
+}
+
+/* A `now` argument of pgs_cache_get_optimistic: read pgs_cache_clock_ns,
+   and only once an entry with the key is found, so a miss reads no clock. */
+#define PGS_CACHE_NOW_FROM_CLOCK INT64_MIN
 
 typedef struct pgs_cache pgs_cache;
 typedef struct pgs_cache_entry pgs_cache_entry;
@@ -91,9 +131,18 @@ typedef struct pgs_cache_garbage {
     pgs_cache_entry *entries; /* chained through the entry's hash link */
     void *values[4];          /* replaced values */
     size_t nvalues;
+    void *blocks; /* replaced bucket arrays, chained through a hidden slot */
 } pgs_cache_garbage;
 
-#define PGS_CACHE_GARBAGE_INIT {NULL, {NULL, NULL, NULL, NULL}, 0}
+#define PGS_CACHE_GARBAGE_INIT {NULL, {NULL, NULL, NULL, NULL}, 0, NULL}
+
+/* Nonzero if pgs_cache_garbage_release has nothing to do. */
+static inline int
+pgs_cache_garbage_empty(const pgs_cache_garbage *garbage)
+{
+    return garbage->entries == NULL && garbage->nvalues == 0 &&
+           garbage->blocks == NULL;
+}
 
 /* A live entry copied out by pgs_cache_collect; key and value retained. */
 typedef struct pgs_cache_item {
@@ -128,6 +177,25 @@ void pgs_cache_garbage_release(pgs_cache *cache, pgs_cache_garbage *garbage);
 int pgs_cache_get(pgs_cache *cache, const void *key, uint64_t hash,
                   int64_t now, void **value, int64_t *expires_ns,
                   pgs_cache_garbage *garbage);
+
+/*
+ * Look up a live entry without taking the stripe lock.  Returns PGS_OK and
+ * stores the value in *value, PGS_ENOTFOUND, or PGS_EAGAIN when the lock
+ * is needed: a writer held the stripe, key_eq could not decide, or the
+ * entry found has expired.  On PGS_EAGAIN call pgs_cache_get, which
+ * decides and counts.  Counts a hit or a miss otherwise.  now may be
+ * PGS_CACHE_NOW_FROM_CLOCK.
+ *
+ * The caller must ensure that no pgs_cache_garbage_release and no
+ * pgs_cache_destroy runs on this cache from the start of the call until
+ * it has retained *value (which is borrowed), because the reader may touch
+ * entries and values that a concurrent writer has just unlinked.  The hit
+ * and miss counters are bumped with a relaxed load and store, so
+ * optimistic reads that run truly in parallel may lose counts (never
+ * entries).
+ */
+int pgs_cache_get_optimistic(pgs_cache *cache, const void *key,
+                             uint64_t hash, int64_t now, void **value);
 
 /*
  * Store value under key until expires_ns.  A live entry with an equal key
@@ -235,6 +303,17 @@ int pgs_cache_visit(pgs_cache *cache,
 
 /* Entries stored, including expired ones not yet removed; takes no lock. */
 size_t pgs_cache_size(pgs_cache *cache);
+
+/*
+ * Count the live entries at now.  Each stripe keeps a lower bound of its
+ * entries' expiry times; a stripe whose bound is after now is counted
+ * without a lock.  Any other stripe is scanned once under its lock: its
+ * expired entries are unlinked into *garbage and its bound is recomputed,
+ * so that scan is proportional to that stripe's size, and the next calls
+ * are not until another of its entries expires.
+ */
+size_t pgs_cache_count_live(pgs_cache *cache, int64_t now,
+                            pgs_cache_garbage *garbage);
 
 size_t pgs_cache_stripes(const pgs_cache *cache);
 size_t pgs_cache_maxsize(const pgs_cache *cache);

@@ -146,6 +146,25 @@ lookup(pgs_cache *cache, int key_id, int64_t now)
 }
 
 
+/* pgs_cache_get_optimistic for key id: the value id, -1 if missing, or
+   -2 if it returned PGS_EAGAIN.  Nothing releases garbage meanwhile. */
+static int
+lookup_optimistic(pgs_cache *cache, int key_id, int slow, int64_t now)
+{
+    object probe = {.refs = 1, .id = key_id, .slow = slow};
+    void *value = NULL;
+    int rc;
+
+    rc = pgs_cache_get_optimistic(cache, &probe, (uint64_t)key_id, now,
+                                  &value);
+    if (rc == PGS_EAGAIN)
+        return -2;
+    if (rc == PGS_ENOTFOUND)
+        return -1;
+    return ((object *)value)->id;
+}
+
+
 static void
 test_set_get_delete(void)
 {
@@ -415,11 +434,221 @@ test_collect_and_clear(void)
 }
 
 
+static void
+test_optimistic_get(void)
+{
+    pgs_cache *cache = make_cache(100, 2);
+    pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
+    pgs_cache_stats stats;
+
+    CHECK(put(cache, 1, 10, 5 * SEC, 0) == PGS_OK);
+    CHECK(put(cache, 2, 20, INT64_MAX, 0) == PGS_OK);
+    CHECK(lookup_optimistic(cache, 1, 0, 5 * SEC - 1) == 10);
+    CHECK(lookup_optimistic(cache, 9, 0, 0) == -1);
+    /* The value is borrowed: the cache still holds the only reference. */
+    CHECK(live_objects == 4);
+    /* Expired, or undecidable without the lock: the locked path decides. */
+    CHECK(lookup_optimistic(cache, 1, 0, 5 * SEC) == -2);
+    CHECK(lookup(cache, 1, 5 * SEC) == -1);
+    CHECK(put(cache, 3, 30, INT64_MAX, 0) == PGS_OK);
+    CHECK(lookup_optimistic(cache, 3, 1, 0) == -2);
+    CHECK(lookup_optimistic(cache, 3, 0, 0) == 30);
+    /* The default clock is read only on a hit; INT64_MAX outlives it. */
+    CHECK(lookup_optimistic(cache, 2, 0, PGS_CACHE_NOW_FROM_CLOCK) == 20);
+    CHECK(lookup_optimistic(cache, 8, 0, PGS_CACHE_NOW_FROM_CLOCK) == -1);
+
+    pgs_cache_get_stats(cache, &stats);
+    CHECK(stats.hits == 3);
+    CHECK(stats.misses == 3);
+    CHECK(stats.expirations == 1);
+    pgs_cache_garbage_release(cache, &garbage);
+    pgs_cache_destroy(cache);
+    CHECK(live_objects == 0);
+}
+
+
+static void
+test_optimistic_hits_protect_hot_entries(void)
+{
+    pgs_cache *cache = make_cache(100, 1);
+    int i, hits = 0;
+
+    /* Hits recorded without the lock must still keep a hot set alive
+       through a scan of one-off keys. */
+    for (i = 0; i < 10; i++)
+        put(cache, 5000 + i, i, 100 * SEC, 0);
+    for (i = 0; i < 3000; i++) {
+        put(cache, 10000 + i, i, 100 * SEC, 0);
+        if (lookup_optimistic(cache, 5000 + i % 10, 0, 0) >= 0)
+            hits++;
+    }
+    CHECK(hits >= 2900);
+    pgs_cache_destroy(cache);
+    CHECK(live_objects == 0);
+}
+
+
+static void
+test_count_live(void)
+{
+    pgs_cache *cache = make_cache(PGS_CACHE_UNBOUNDED, 4);
+    pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
+    pgs_cache_stats stats;
+    int i;
+
+    CHECK(pgs_cache_count_live(cache, 0, &garbage) == 0);
+    for (i = 0; i < 100; i++)
+        CHECK(put(cache, i, i, (i < 30 ? 1 : 10) * SEC, 0) == PGS_OK);
+    CHECK(pgs_cache_count_live(cache, SEC - 1, &garbage) == 100);
+    CHECK(pgs_cache_garbage_empty(&garbage));
+    CHECK(pgs_cache_count_live(cache, SEC, &garbage) == 70);
+    CHECK(!pgs_cache_garbage_empty(&garbage));
+    pgs_cache_garbage_release(cache, &garbage);
+    CHECK(live_objects == 140);
+    pgs_cache_get_stats(cache, &stats);
+    CHECK(stats.entries == 70);
+    CHECK(stats.expirations == 30);
+
+    /* A replaced value with an earlier expiry lowers the bound. */
+    CHECK(put(cache, 50, 51, 2 * SEC, 0) == PGS_OK);
+    CHECK(pgs_cache_count_live(cache, 2 * SEC, &garbage) == 69);
+    pgs_cache_clear(cache, &garbage);
+    CHECK(pgs_cache_count_live(cache, 100 * SEC, &garbage) == 0);
+    pgs_cache_garbage_release(cache, &garbage);
+    pgs_cache_destroy(cache);
+    CHECK(live_objects == 0);
+}
+
+
+static void
+test_growth_defers_old_buckets(void)
+{
+    pgs_cache *cache = make_cache(PGS_CACHE_UNBOUNDED, 1);
+    pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
+    object *key, *value;
+    int i, deferred = 0;
+
+    for (i = 0; i < 1000; i++) {
+        key = object_new(i);
+        value = object_new(i);
+        CHECK(pgs_cache_set(cache, key, (uint64_t)i, value, INT64_MAX, 0, 0,
+                            NULL, &garbage) == PGS_OK);
+        object_release(NULL, key);
+        object_release(NULL, value);
+        /* Replaced bucket arrays wait in the garbage for the release. */
+        deferred += garbage.blocks != NULL;
+        pgs_cache_garbage_release(cache, &garbage);
+    }
+    CHECK(deferred >= 5);
+    for (i = 0; i < 1000; i++)
+        CHECK(lookup_optimistic(cache, i, 0, 0) == i);
+    pgs_cache_destroy(cache);
+    CHECK(live_objects == 0);
+}
+
+
 typedef struct {
     pgs_cache *cache;
     pthread_barrier_t *barrier;
     int seed;
 } storm_arg;
+
+/* Held shared by optimistic readers and exclusively by garbage releases:
+   the contract of pgs_cache_get_optimistic (the GIL in the binding). */
+static pthread_rwlock_t release_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+
+static void
+release_exclusive(pgs_cache *cache, pgs_cache_garbage *garbage)
+{
+    pthread_rwlock_wrlock(&release_lock);
+    pgs_cache_garbage_release(cache, garbage);
+    pthread_rwlock_unlock(&release_lock);
+}
+
+
+static void *
+optimistic_storm_thread(void *p)
+{
+    storm_arg *arg = p;
+    pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
+    object *key, *value;
+    unsigned state = (unsigned)arg->seed;
+    void *found;
+    int i, id, rc;
+
+    pthread_barrier_wait(arg->barrier);
+    for (i = 0; i < 20000; i++) {
+        state = state * 1103515245u + 12345u;
+        id = (int)(state >> 16) % 3000;
+        switch ((state >> 8) % 6) {
+        case 0:
+        case 1:
+            /* Grows past the preset bucket count, so readers race
+               rehashing as well as inserts, replacements and evictions. */
+            key = object_new(id);
+            value = object_new(id);
+            pgs_cache_set(arg->cache, key, (uint64_t)id, value,
+                          (int64_t)(i % 7) * SEC, i % 5 * SEC, 0, NULL,
+                          &garbage);
+            object_release(NULL, key);
+            object_release(NULL, value);
+            break;
+        case 2: {
+            object probe = {.refs = 1, .id = id};
+
+            pgs_cache_delete(arg->cache, &probe, (uint64_t)id, 0, NULL,
+                             &garbage);
+            break;
+        }
+        case 3:
+            pgs_cache_sweep(arg->cache, (int64_t)(i % 9) * SEC, 16, &garbage);
+            break;
+        default: {
+            object probe = {.refs = 1, .id = id};
+
+            pthread_rwlock_rdlock(&release_lock);
+            rc = pgs_cache_get_optimistic(arg->cache, &probe, (uint64_t)id,
+                                          0, &found);
+            if (rc == PGS_OK) {
+                CHECK(((object *)found)->id == id);
+                CHECK(((object *)found)->refs > 0);
+            }
+            pthread_rwlock_unlock(&release_lock);
+            break;
+        }
+        }
+        release_exclusive(arg->cache, &garbage);
+    }
+    return NULL;
+}
+
+
+static void
+test_optimistic_storm(void)
+{
+    pgs_cache *cache = make_cache(2000, 4);
+    pthread_t threads[4];
+    storm_arg args[4];
+    pthread_barrier_t barrier;
+    pgs_cache_stats stats;
+    int i;
+
+    pthread_barrier_init(&barrier, NULL, 4);
+    for (i = 0; i < 4; i++) {
+        args[i] = (storm_arg){cache, &barrier, i + 11};
+        pthread_create(&threads[i], NULL, optimistic_storm_thread, &args[i]);
+    }
+    for (i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    pgs_cache_get_stats(cache, &stats);
+    CHECK(stats.entries <= 2000);
+    CHECK(stats.hits + stats.misses > 0);
+    CHECK(live_objects == (int)stats.entries * 2);
+    pgs_cache_destroy(cache);
+    CHECK(live_objects == 0);
+}
 
 static void *
 storm_thread(void *p)
@@ -496,5 +725,10 @@ main(void)
     RUN_TEST(test_slow_path_pins_and_revalidates);
     RUN_TEST(test_collect_and_clear);
     RUN_TEST(test_thread_storm);
+    RUN_TEST(test_optimistic_get);
+    RUN_TEST(test_optimistic_hits_protect_hot_entries);
+    RUN_TEST(test_count_live);
+    RUN_TEST(test_growth_defers_old_buckets);
+    RUN_TEST(test_optimistic_storm);
     return check_report();
 }
