@@ -209,6 +209,14 @@ current_time(CacheObject *self, int64_t *now)
     result = PyObject_CallNoArgs(self->timer);
     if (result == NULL)
         return -1;
+    if (PyBool_Check(result) ||
+        !(PyFloat_Check(result) || PyLong_Check(result))) {
+        PyErr_Format(PyExc_TypeError,
+                     "timer must return a number of seconds, got %.100s",
+                     Py_TYPE(result)->tp_name);
+        Py_DECREF(result);
+        return -1;
+    }
     seconds = PyFloat_AsDouble(result);
     if (seconds == -1.0 && PyErr_Occurred()) {
         Py_DECREF(result);
@@ -779,6 +787,11 @@ cache_get_or_set(PyObject *op, PyObject *const *args, size_t nargsf,
     if (parse_key_value_ttl(self, "get_or_set", "factory", args, nargs,
                             kwnames, &ttl_ns) < 0)
         return NULL;
+    if (!PyCallable_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "factory must be callable, got %.100s",
+                     Py_TYPE(args[1])->tp_name);
+        return NULL;
+    }
     rc = cache_lookup(self, args[0], &value, NULL);
     if (rc > 0)
         return value;

@@ -27,7 +27,9 @@ int pgs_sweeper_start(cache_sweeper **out, pgs_cache *cache,
  * it is released during the wait, which lasts at most one sweep.  When
  * called on the sweeper thread itself (a value released by the sweep freed
  * the cache), the thread is detached and exits once the release returns.
- * In a forked child the sweeper's thread does not exist; it is just freed.
+ * In a forked child the sweeper's thread does not exist; only the memory is
+ * freed, because destroying a condition variable that a vanished thread
+ * waited on can block forever.
  */
 void pgs_sweeper_stop(cache_sweeper *sweeper);
 

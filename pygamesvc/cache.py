@@ -9,6 +9,8 @@ from pygamesvc import _core
 __all__ = ["TTLCache"]
 
 _MISSING = object()
+# Maximum length of one wait of a get_or_set waiter, in seconds.
+_WAIT_SLICE = 0.05
 
 
 class _Flight:
@@ -86,24 +88,47 @@ class TTLCache(_core.TTLCache):
     # -- get_or_set miss path (the hit path is in C) ----------------------
 
     def _get_or_set_miss(self, key, factory, ttl):
+        while True:
+            flight = self._wait_or_lead(key)
+            if flight is None:
+                continue  # the leader was interrupted: look again
+            if not isinstance(flight, _Flight):
+                return flight[0]
+            return self._run_flight(key, factory, ttl, flight)
+
+    def _wait_or_lead(self, key):
+        """Return a new _Flight if this thread must call the factory,
+        (value,) once a value is there, or None to look again."""
         with self._flights_lock:
             value = self.get(key, _MISSING)
             if value is not _MISSING:
-                return value
+                return (value,)
             flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
+            if flight is None:
                 flight = self._flights[key] = _Flight()
-        if not leader:
-            if flight.owner == threading.get_ident():
-                raise RuntimeError(
-                    f"get_or_set factory for key {key!r} asked for the same "
-                    "key again; it would wait for itself"
-                )
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return flight.value
+                return flight
+        if flight.owner == threading.get_ident():
+            raise RuntimeError(
+                f"get_or_set factory for key {key!r} asked for the same "
+                "key again; it would wait for itself"
+            )
+        # Wait in slices, like the pool's waits: a KeyboardInterrupt from
+        # _thread.interrupt_main() is raised only when this thread runs
+        # Python code, never inside one long Event.wait().
+        while not flight.done.wait(_WAIT_SLICE):
+            pass
+        if flight.error is None:
+            return (flight.value,)
+        if isinstance(flight.error, Exception):
+            raise flight.error
+        # KeyboardInterrupt, SystemExit and the like stopped the leader's
+        # thread and are unrelated to the key.
+        return None
+
+    def _run_flight(self, key, factory, ttl, flight):
+        # NOTE: an asynchronous exception (Ctrl-C) that lands between
+        # publishing the flight and this try, or inside the finally, leaves
+        # the flight registered and its waiters waiting.
         try:
             value = factory()
             if ttl is None:

@@ -20,6 +20,9 @@ __all__ = ["Counter", "Histogram"]
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+# Far above any useful number of series, low enough that the C tables
+# that size themselves by it fit in memory.
+_MAX_SERIES_LIMIT = 10**7
 
 
 def _validate_name(name: object) -> str:
@@ -31,6 +34,12 @@ def _validate_name(name: object) -> str:
 
 
 def _validate_labelnames(labelnames: Iterable[str], reserved: tuple[str, ...]) -> tuple:
+    # A bare str is iterable too, but would become one label per character.
+    if isinstance(labelnames, (str, bytes)) or not isinstance(labelnames, Iterable):
+        raise TypeError(
+            "labelnames must be an iterable of str such as a tuple, got "
+            f"{type(labelnames).__name__} {labelnames!r}"
+        )
     names = tuple(labelnames)
     for label in names:
         if not isinstance(label, str) or not _LABEL_NAME.match(label):
@@ -45,6 +54,37 @@ def _validate_labelnames(labelnames: Iterable[str], reserved: tuple[str, ...]) -
     if len(set(names)) != len(names):
         raise ValueError(f"label names must be distinct, got {names!r}")
     return names
+
+
+def _validate_max_series(max_series: object) -> int:
+    if isinstance(max_series, bool) or not isinstance(max_series, int):
+        raise TypeError(
+            f"max_series must be a positive int, got {type(max_series).__name__}"
+        )
+    if not 1 <= max_series <= _MAX_SERIES_LIMIT:
+        raise ValueError(
+            f"max_series must be a positive int of at most {_MAX_SERIES_LIMIT}, "
+            f"got {max_series!r}"
+        )
+    return max_series
+
+
+def _validate_buckets(buckets: object) -> object:
+    # The C type checks order and finiteness; this names the argument when
+    # an item is not a number at all.
+    if buckets is None:
+        return None
+    if isinstance(buckets, (str, bytes)) or not isinstance(buckets, Iterable):
+        raise TypeError(
+            f"buckets must be an iterable of numbers, got {type(buckets).__name__}"
+        )
+    bounds = list(buckets)
+    for index, bound in enumerate(bounds):
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise TypeError(
+                f"buckets[{index}] must be a number, got {type(bound).__name__}"
+            )
+    return bounds
 
 
 class _Timer:
@@ -109,7 +149,9 @@ class Histogram:
         self.documentation = str(documentation)
         labelnames = _validate_labelnames(labelnames, reserved=("le",))
         self._histogram = _core.Histogram(
-            labelnames=labelnames, buckets=buckets, max_series=max_series
+            labelnames=labelnames,
+            buckets=_validate_buckets(buckets),
+            max_series=_validate_max_series(max_series),
         )
         # Instance attributes, so that a hot-path call is one dict lookup
         # followed by a C call.
@@ -172,7 +214,9 @@ class Counter:
         self.name = name
         self.documentation = str(documentation)
         labelnames = _validate_labelnames(labelnames, reserved=())
-        self._counter = _core.Counter(labelnames=labelnames, max_series=max_series)
+        self._counter = _core.Counter(
+            labelnames=labelnames, max_series=_validate_max_series(max_series)
+        )
         self.inc = self._counter.inc
         self.labels = self._counter.labels
         if registry is not None:

@@ -302,6 +302,11 @@ def start_metrics_collector(
         )
     if registry is None:
         registry = REGISTRY
+    elif not callable(getattr(registry, "register", None)):
+        raise TypeError(
+            "registry must be a prometheus_client CollectorRegistry or None, "
+            f"got {type(registry).__name__}"
+        )
     with _lock:
         handle = _active
         if handle is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from pygamesvc.metrics._types import Counter, Histogram
+from pygamesvc.metrics._types import Counter, Histogram, _validate_buckets
 
 __all__ = ["ASGIMetricsMiddleware", "HTTPMetrics", "WSGIMetricsMiddleware"]
 
@@ -29,6 +29,16 @@ _METHODS = frozenset(
     ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
 )
 _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+# Each handler value costs one series per method and status class.
+_MAX_HANDLERS_LIMIT = 100_000
+
+
+def _check_handler_label(handler_label: object) -> None:
+    if handler_label is not None and not callable(handler_label):
+        raise TypeError(
+            "handler_label must be callable or None, got "
+            f"{type(handler_label).__name__}"
+        )
 
 
 class HTTPMetrics:
@@ -53,10 +63,15 @@ class HTTPMetrics:
             raise TypeError(
                 f"max_handlers must be an int, got {type(max_handlers).__name__}"
             )
-        if max_handlers < 1:
-            raise ValueError(f"max_handlers must be at least 1, got {max_handlers}")
+        if not 1 <= max_handlers <= _MAX_HANDLERS_LIMIT:
+            raise ValueError(
+                f"max_handlers must be from 1 to {_MAX_HANDLERS_LIMIT}, "
+                f"got {max_handlers}"
+            )
         self.max_handlers = max_handlers
-        self.buckets = None if buckets is None else tuple(buckets)
+        self.buckets = _validate_buckets(buckets)
+        if self.buckets is not None:
+            self.buckets = tuple(self.buckets)
         # Room for every kept handler, the two fixed handler values, and
         # every method value.
         handler_values = max_handlers + 2
@@ -199,6 +214,7 @@ class ASGIMetricsMiddleware:
         max_handlers: int = 100,
         buckets: Sequence[float] | None = None,
     ) -> None:
+        _check_handler_label(handler_label)
         self.app = app
         self.metrics = HTTPMetrics.for_registry(
             registry, max_handlers=max_handlers, buckets=buckets
@@ -246,6 +262,7 @@ class WSGIMetricsMiddleware:
         max_handlers: int = 100,
         buckets: Sequence[float] | None = None,
     ) -> None:
+        _check_handler_label(handler_label)
         self.app = app
         self.metrics = HTTPMetrics.for_registry(
             registry, max_handlers=max_handlers, buckets=buckets
