@@ -19,6 +19,14 @@ def pool():
         yield p
 
 
+def wait_running(pool, count, timeout=10.0):
+    """Wait until `count` tasks are running, so the queue state is known."""
+    deadline = time.monotonic() + timeout
+    while pool.stats()["running"] < count:
+        assert time.monotonic() < deadline, pool.stats()
+        time.sleep(0.001)
+
+
 def blocker():
     """Return (event, task): task blocks its worker until event is set."""
     event = threading.Event()
@@ -47,7 +55,7 @@ def test_try_execute_rejects_when_full():
     event, task = blocker()
     with WorkerPool(1, 2) as pool:
         assert pool.try_execute(task) is True
-        time.sleep(0.05)  # let the worker take it
+        wait_running(pool, 1)
         assert pool.try_execute(task) is True
         assert pool.try_execute(task) is True
         assert pool.try_execute(task) is False
@@ -59,7 +67,7 @@ def test_execute_blocks_until_room():
     event, task = blocker()
     with WorkerPool(1, 1) as pool:
         pool.execute(task)
-        time.sleep(0.05)
+        wait_running(pool, 1)
         pool.execute(task)  # fills the queue
         threading.Timer(0.2, event.set).start()
         start = time.monotonic()
@@ -72,7 +80,7 @@ def test_submit_timeout_raises_queue_full():
     event, task = blocker()
     with WorkerPool(1, 1, submit_timeout=0.1, name="tight") as pool:
         pool.execute(task)
-        time.sleep(0.05)
+        wait_running(pool, 1)
         pool.execute(task)
         start = time.monotonic()
         with pytest.raises(QueueFullError, match="submit timeout of 0.1 s"):
@@ -87,9 +95,12 @@ def test_submit_timeout_raises_queue_full():
 def test_queue_size_zero_hands_off_to_idle_worker():
     event, task = blocker()
     with WorkerPool(1, 0) as pool:
-        time.sleep(0.05)
-        assert pool.try_execute(task) is True
-        time.sleep(0.05)
+        # The worker accepts a hand-off only once it waits for work.
+        deadline = time.monotonic() + 10
+        while not pool.try_execute(task):
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        wait_running(pool, 1)
         assert pool.try_execute(task) is False
         event.set()
         assert pool.wait(10)
@@ -187,7 +198,7 @@ def test_shutdown_cancel_futures():
     event, task = blocker()
     pool = WorkerPool(1)
     running = pool.submit(task)
-    time.sleep(0.05)
+    wait_running(pool, 1)
     queued = [pool.submit(abs, -1) for _ in range(5)]
     ran = []
     pool.execute(ran.append, 1)
@@ -301,7 +312,7 @@ def test_running_count_visible():
         pool.execute(task)
         pool.execute(task)
         pool.execute(task)
-        time.sleep(0.05)
+        wait_running(pool, 2)
         stats = pool.stats()
         assert stats["running"] == 2
         assert stats["queued"] == 1
@@ -344,7 +355,7 @@ def test_cancelled_tasks_are_counted():
     event, task = blocker()
     pool = WorkerPool(1)
     pool.execute(task)
-    time.sleep(0.05)
+    wait_running(pool, 1)
     futures = [pool.submit(abs, -1) for _ in range(3)]
     assert futures[0].cancel()
     pool.execute(abs, -1)

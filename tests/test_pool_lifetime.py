@@ -203,7 +203,7 @@ def test_ctrl_c_interrupts_blocked_calls():
     event = threading.Event()
     with WorkerPool(1, 1) as pool:
         pool.execute(event.wait, 10)
-        time.sleep(0.05)
+        assert wait_for(lambda: pool.stats()["running"] == 1, timeout=10)
         pool.execute(event.wait, 10)
         for blocked in (
             lambda: pool.execute(event.wait, 10),
