@@ -1,0 +1,326 @@
+"""Load mode: drive the running demo service over HTTP and report.
+
+The clients run in the service's own process, on their own threads, each
+with one keep-alive HTTP/1.1 connection to the service on the loopback
+interface.  Each client picks requests from a fixed mix (60 % listings,
+30 % single-player lookups, 10 % matches) with its own seeded random
+generator, so two runs send the same sequence of requests per client.
+Lookups and listings favour a small set of popular players and pages, the
+way a real front page does, so the cache sees repeated keys.
+"""
+
+import dataclasses
+import gc
+import http.client
+import json
+import random
+import resource
+import sys
+import threading
+import time
+
+from pygamesvc.demo.cli import is_loopback
+
+__all__ = ["ENDPOINTS", "LoadThread", "start_load_thread"]
+
+ENDPOINTS = ("GET /players", "GET /players/{id}", "POST /match")
+_MIX_WEIGHTS = (60, 30, 10)
+_PAGE_SIZE = 20
+# Listings walk the first pages only, like players paging a leaderboard.
+_HOT_PAGES = 50
+_STARTUP_TIMEOUT = 30.0
+_REQUEST_TIMEOUT = 30.0
+
+
+class GCPauseTimer:
+    """Count collector runs and time the longest, through ``gc.callbacks``.
+
+    The callback only reads the clock and updates two numbers, so it takes
+    no lock and allocates nothing that could start another collection.
+    """
+
+    def __init__(self):
+        self.count = 0
+        self.longest = 0.0
+        self._started = 0.0
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self.count += 1
+        if pause > self.longest:
+            self.longest = pause
+
+    def __enter__(self):
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc_info):
+        gc.callbacks.remove(self._callback)
+
+
+@dataclasses.dataclass
+class EndpointResult:
+    """Latencies (seconds, successful requests only) and errors of one endpoint."""
+
+    latencies: list = dataclasses.field(default_factory=list)
+    errors: int = 0
+
+    @property
+    def requests(self):
+        return len(self.latencies) + self.errors
+
+
+def _percentile(sorted_values, fraction):
+    """Return the nearest-rank percentile of an ascending list (None if empty)."""
+    if not sorted_values:
+        return None
+    rank = max(int(fraction * len(sorted_values) + 0.999999) - 1, 0)
+    return sorted_values[min(rank, len(sorted_values) - 1)]
+
+
+class HTTPClient:
+    """One load client: a keep-alive connection and a seeded request mix."""
+
+    def __init__(self, host, port, players, seed):
+        self.host = host
+        self.port = port
+        self.players = max(players, 1)
+        self.rng = random.Random(seed)
+        self.results = {name: EndpointResult() for name in ENDPOINTS}
+        self._connection = None
+
+    def _popular_player(self):
+        # Cubing a uniform number skews ids towards 1: the top 10 % of ids
+        # receive about 46 % of the lookups.
+        return int(self.players * self.rng.random() ** 3) + 1
+
+    def next_request(self):
+        """Return (endpoint, method, path, body) for the next request of the mix."""
+        endpoint = self.rng.choices(ENDPOINTS, _MIX_WEIGHTS)[0]
+        if endpoint == "GET /players":
+            offset = self.rng.randrange(_HOT_PAGES) * _PAGE_SIZE
+            return endpoint, "GET", f"/players?limit={_PAGE_SIZE}&offset={offset}", None
+        if endpoint == "GET /players/{id}":
+            return endpoint, "GET", f"/players/{self._popular_player()}", None
+        body = json.dumps({"player_id": self._popular_player(), "count": 5})
+        return endpoint, "POST", "/match", body.encode()
+
+    def send_one(self):
+        """Send the next request of the mix and record its latency or error."""
+        endpoint, method, path, body = self.next_request()
+        result = self.results[endpoint]
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        started = time.perf_counter()
+        try:
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection(
+                    self.host, self.port, timeout=_REQUEST_TIMEOUT
+                )
+            self._connection.request(method, path, body=body, headers=headers)
+            response = self._connection.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            self.close()
+            result.errors += 1
+            return
+        if 200 <= status < 300:
+            result.latencies.append(time.perf_counter() - started)
+        else:
+            result.errors += 1
+
+    def close(self):
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class LoadThread(threading.Thread):
+    """Waits for the server to start, runs the load, then stops the server."""
+
+    def __init__(self, server, service, host, port, seconds, concurrency, stop):
+        super().__init__(name="demo-load", daemon=True)
+        self.server = server
+        self.service = service
+        self.host = _client_host(host)
+        self.port = port
+        self.seconds = seconds
+        self.concurrency = concurrency
+        self.stop_event = stop
+        self.clients = [
+            HTTPClient(self.host, port, service.total, seed) for seed in range(concurrency)
+        ]
+        self.elapsed = 0.0
+        self.summary = None
+        self.failure = None
+        self.progress = sys.stderr
+
+    def run(self):
+        try:
+            if not self._wait_for_server():
+                return
+            with GCPauseTimer() as gc_timer:
+                self._drive()
+            self.summary = self._summarize(gc_timer)
+        except Exception as exc:  # reported in the summary, then the server stops
+            self.failure = exc
+        finally:
+            for client in self.clients:
+                client.close()
+            self.server.request_exit()
+
+    def _wait_for_server(self):
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not self.server.started:
+            if self.stop_event.wait(0.01):
+                return False
+            if time.monotonic() > deadline:
+                self.failure = TimeoutError(
+                    f"the service did not start within {_STARTUP_TIMEOUT:.0f} s"
+                )
+                return False
+        return True
+
+    def _drive(self):
+        started = time.perf_counter()
+        deadline = started + self.seconds
+
+        def client_loop(client):
+            while not self.stop_event.is_set() and time.perf_counter() < deadline:
+                client.send_one()
+
+        threads = [
+            threading.Thread(target=client_loop, args=(c,), name=f"demo-load-{i}")
+            for i, c in enumerate(self.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        tty = self.progress.isatty()
+        interval = 0.25 if tty else 1.0
+        while True:
+            alive = [thread for thread in threads if thread.is_alive()]
+            if not alive:
+                break
+            alive[0].join(interval)
+            self._print_progress(started, tty)
+        self.elapsed = time.perf_counter() - started
+        if tty:
+            self.progress.write("\n")
+        self.progress.flush()
+
+    def _print_progress(self, started, tty):
+        elapsed = time.perf_counter() - started
+        done = sum(r.requests for c in self.clients for r in c.results.values())
+        errors = sum(r.errors for c in self.clients for r in c.results.values())
+        rate = done / elapsed if elapsed > 0 else 0.0
+        line = (
+            f"load: {min(elapsed, self.seconds):5.1f} s / {self.seconds:g} s  "
+            f"{done:>9,} requests  {rate:>8,.0f} req/s  {errors:,} errors"
+        )
+        self.progress.write(f"\r{line}" if tty else f"{line}\n")
+        self.progress.flush()
+
+    def _summarize(self, gc_timer):
+        merged = {name: EndpointResult() for name in ENDPOINTS}
+        for client in self.clients:
+            for name, result in client.results.items():
+                merged[name].latencies.extend(result.latencies)
+                merged[name].errors += result.errors
+        total = EndpointResult()
+        for result in merged.values():
+            result.latencies.sort()
+            total.latencies.extend(result.latencies)
+            total.errors += result.errors
+        total.latencies.sort()
+        # ru_maxrss is in KiB on Linux.
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return {
+            "endpoints": merged,
+            "total": total,
+            "service": self.service.stats(),
+            "gc_count": gc_timer.count,
+            "gc_longest": gc_timer.longest,
+            "peak_rss": peak_rss,
+        }
+
+    def print_summary(self, out):
+        """Write the summary table (or the failure) to ``out``."""
+        if self.failure is not None:
+            out.write(f"load: failed: {self.failure}\n")
+        if self.summary is None:
+            return
+        out.write(format_summary(self, self.summary))
+        out.flush()
+
+
+def format_summary(load, summary):
+    """Return the load report as text: one table row per endpoint, then totals."""
+    elapsed = load.elapsed or 1e-9
+    lines = [
+        f"load: {load.elapsed:.1f} s, {load.concurrency} clients, "
+        f"http://{load.host}:{load.port}",
+        "",
+        f"{'endpoint':<20}{'requests':>10}{'req/s':>10}"
+        f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}",
+    ]
+    rows = list(summary["endpoints"].items()) + [("all", summary["total"])]
+    for name, result in rows:
+        values = result.latencies
+        cells = [
+            _milliseconds(_percentile(values, q)) for q in (0.50, 0.90, 0.99)
+        ]
+        lines.append(
+            f"{name:<20}{result.requests:>10,}{result.requests / elapsed:>10,.1f}"
+            f"{cells[0]:>9}{cells[1]:>9}{cells[2]:>9}{result.errors:>8,}"
+        )
+    lines.append("")
+    service = summary["service"]
+    cache = service.get("cache")
+    if cache is not None:
+        loads = service["cache_loads"]
+        lookups = cache["hits"] + loads
+        ratio = cache["hits"] / lookups if lookups else 0.0
+        lines.append(
+            f"cache hit ratio:  {ratio:.1%} ({cache['hits']:,} hits, "
+            f"{loads:,} loads from SQLite)"
+        )
+    pool = service.get("pool", {})
+    lines.append(
+        f"pool queue peak:  {service['pool_queue_peak']} tasks "
+        f"({pool.get('workers', 0)} workers, {pool.get('completed', 0):,} tasks done)"
+    )
+    lines.append(
+        f"GC pauses:        {summary['gc_count']:,}, longest "
+        f"{summary['gc_longest'] * 1000:.2f} ms"
+    )
+    lines.append(
+        f"peak RSS:         {summary['peak_rss'] / 2**20:.1f} MiB "
+        "(the service and the load clients share the process)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _milliseconds(seconds):
+    return "-" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+def _client_host(host):
+    """Return the loopback address the clients connect to for a listen address."""
+    if not is_loopback(host):
+        raise ValueError(
+            f"load mode sends traffic to the loopback interface only; "
+            f"--host must be a loopback address, got {host!r}"
+        )
+    if ":" in host:
+        return "::1"
+    return host if host.startswith("127.") else "127.0.0.1"
+
+
+def start_load_thread(server, service, host, port, seconds, concurrency, stop):
+    """Start and return a LoadThread for a server that is about to run."""
+    thread = LoadThread(server, service, host, port, seconds, concurrency, stop)
+    thread.start()
+    return thread
