@@ -721,6 +721,31 @@ cache_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 }
 
 
+/* _get_uncounted(key, default): get() that leaves the miss count alone. */
+static PyObject *
+cache_get_uncounted(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    CacheObject *self = (CacheObject *)op;
+    PyObject *value;
+    uint64_t hash;
+
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "_get_uncounted expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    value = cache_get(op, args, nargs);
+    if (value != args[1] || self->cache == NULL)
+        return value;
+    if (hash_key(args[0], &hash) < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    pgs_cache_forget_miss(self->cache, hash);
+    return value;
+}
+
+
 /* Parse (key, value_or_factory, ttl=None) from a vectorcall; *ttl_ns is the
    cache's TTL when ttl is None. */
 static int
@@ -1444,6 +1469,10 @@ static PyMethodDef cache_methods[] = {
     {"get", (PyCFunction)(void (*)(void))cache_get, METH_FASTCALL,
      "get(key, default=None, /)\n--\n\n"
      "Return the live value under key, or default."},
+    {"_get_uncounted", (PyCFunction)(void (*)(void))cache_get_uncounted,
+     METH_FASTCALL,
+     "_get_uncounted(key, default)\n--\n\n"
+     "get() for a repeated lookup: a miss is not counted again."},
     {"set", (PyCFunction)(void (*)(void))cache_set,
      METH_FASTCALL | METH_KEYWORDS,
      "set(key, value, ttl=None)\n--\n\n"

@@ -100,7 +100,8 @@ class TTLCache(_core.TTLCache):
         """Return a new _Flight if this thread must call the factory,
         (value,) once a value is there, or None to look again."""
         with self._flights_lock:
-            value = self.get(key, _MISSING)
+            # get_or_set already counted this lookup's miss.
+            value = self._get_uncounted(key, _MISSING)
             if value is not _MISSING:
                 return (value,)
             flight = self._flights.get(key)

@@ -464,3 +464,17 @@ def test_fork_child_gets_a_working_cache_and_sweeper():
     os.waitpid(pid, 0)
     assert result == b"ok"
     cache.close()
+
+
+def test_get_or_set_counts_one_lookup_per_call():
+    with TTLCache(100, 60) as cache:
+        assert cache.get_or_set("k", lambda: 1) == 1
+        stats = cache.stats()
+        assert stats["misses"] == 1
+        assert stats["hits"] == 0
+        assert cache.get_or_set("k", lambda: 2) == 1
+        stats = cache.stats()
+        assert stats["misses"] == 1
+        assert stats["hits"] == 1
+        assert cache.get_or_set(("tuple", 1), lambda: 3) == 3
+        assert cache.stats()["misses"] == 2

@@ -1269,6 +1269,21 @@ pgs_cache_note_miss(pgs_cache *cache, uint64_t hash)
 }
 
 
+void
+pgs_cache_forget_miss(pgs_cache *cache, uint64_t hash)
+{
+    uint64_t mixed = mix_hash(hash);
+    stripe *s = stripe_for(cache, mixed);
+    uint64_t misses;
+
+    stripe_lock(cache, s);
+    misses = atomic_load_explicit(&s->misses, memory_order_relaxed);
+    if (misses > 0)
+        atomic_store_explicit(&s->misses, misses - 1, memory_order_relaxed);
+    stripe_unlock(s);
+}
+
+
 /* ---------------------------------------------------------------------
  * Whole-cache operations
  */

@@ -269,6 +269,13 @@ int pgs_cache_insert_checked(pgs_cache *cache, void *key, uint64_t hash,
 void pgs_cache_note_miss(pgs_cache *cache, uint64_t hash);
 
 /*
+ * Take back one miss counted on the key's stripe, for a lookup that repeats
+ * one the caller already counted (get_or_set checks again before it calls
+ * the factory).
+ */
+void pgs_cache_forget_miss(pgs_cache *cache, uint64_t hash);
+
+/*
  * Visit at most budget entries of each stripe, continuing where the last
  * sweep of that stripe stopped, and unlink expired ones into *garbage.
  * Returns how many expired.  Waits for busy stripe locks without calling
