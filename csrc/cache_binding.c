@@ -40,8 +40,7 @@
 #define TTL_MAX_NS (INT64_MAX / 2)
 
 typedef struct {
-    PyObject_HEAD
-    pgs_cache *cache;
+    PyObject_HEAD pgs_cache *cache;
     pgs_state *state;
     PyObject *timer; /* NULL: pgs_cache_clock_ns */
     PyObject *name;  /* str */
@@ -171,7 +170,6 @@ release_garbage(CacheObject *self, pgs_cache_garbage *garbage)
 }
 
 
-
 /* ---------------------------------------------------------------------
  * Keys, time and TTLs
  */
@@ -242,8 +240,7 @@ parse_ttl(PyObject *value, const char *name, int64_t *ns, double *seconds_out)
 {
     double seconds;
 
-    if (PyBool_Check(value) ||
-        !(PyFloat_Check(value) || PyLong_Check(value))) {
+    if (PyBool_Check(value) || !(PyFloat_Check(value) || PyLong_Check(value))) {
         PyErr_Format(PyExc_TypeError,
                      "%s must be a positive number of seconds, got %.100s",
                      name, Py_TYPE(value)->tp_name);
@@ -480,8 +477,8 @@ cache_lookup(CacheObject *self, PyObject *key, PyObject **value,
     }
     if (now == PGS_CACHE_NOW_FROM_CLOCK)
         now = pgs_cache_clock_ns();
-    rc = pgs_cache_get(self->cache, key, hash, now, (void **)value,
-                       expires_ns, &garbage);
+    rc = pgs_cache_get(self->cache, key, hash, now, (void **)value, expires_ns,
+                       &garbage);
     release_garbage(self, &garbage);
     if (rc == PGS_OK)
         return 1;
@@ -518,13 +515,11 @@ lookup_str_key(CacheObject *self, PyObject *key, PyObject **found)
     if (hash == -1)
         return PGS_EAGAIN;
     return pgs_cache_get_optimistic(self->cache, key, (uint64_t)hash,
-                                    PGS_CACHE_NOW_FROM_CLOCK,
-                                    (void **)found);
+                                    PGS_CACHE_NOW_FROM_CLOCK, (void **)found);
 }
 
 
-static void
-restart_sweeper_after_fork(CacheObject *self);
+static void restart_sweeper_after_fork(CacheObject *self);
 
 
 /*
@@ -703,8 +698,8 @@ cache_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     int rc;
 
     if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "get expected 1 or 2 arguments, got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd",
+                     nargs);
         return NULL;
     }
     rc = lookup_str_key((CacheObject *)op, args[0], &value);
@@ -749,9 +744,9 @@ cache_get_uncounted(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 /* Parse (key, value_or_factory, ttl=None) from a vectorcall; *ttl_ns is the
    cache's TTL when ttl is None. */
 static int
-parse_key_value_ttl(CacheObject *self, const char *method,
-                    const char *second, PyObject *const *args,
-                    Py_ssize_t nargs, PyObject *kwnames, int64_t *ttl_ns)
+parse_key_value_ttl(CacheObject *self, const char *method, const char *second,
+                    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                    int64_t *ttl_ns)
 {
     PyObject *ttl = nargs == 3 ? args[2] : Py_None;
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
@@ -783,8 +778,7 @@ parse_key_value_ttl(CacheObject *self, const char *method,
 
 
 static PyObject *
-cache_set(PyObject *op, PyObject *const *args, size_t nargsf,
-          PyObject *kwnames)
+cache_set(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     CacheObject *self = (CacheObject *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -809,8 +803,8 @@ cache_get_or_set(PyObject *op, PyObject *const *args, size_t nargsf,
     int64_t ttl_ns;
     int rc;
 
-    if (parse_key_value_ttl(self, "get_or_set", "factory", args, nargs,
-                            kwnames, &ttl_ns) < 0)
+    if (parse_key_value_ttl(self, "get_or_set", "factory", args, nargs, kwnames,
+                            &ttl_ns) < 0)
         return NULL;
     if (!PyCallable_Check(args[1])) {
         PyErr_Format(PyExc_TypeError, "factory must be callable, got %.100s",
@@ -836,8 +830,8 @@ cache_pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     int rc;
 
     if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "pop expected 1 or 2 arguments, got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "pop expected 1 or 2 arguments, got %zd",
+                     nargs);
         return NULL;
     }
     rc = cache_remove((CacheObject *)op, args[0], &value);
@@ -924,12 +918,11 @@ cache_stats(PyObject *op, PyObject *unused)
 
     (void)unused;
     pgs_cache_get_stats(self->cache, &stats);
-    return Py_BuildValue("{sKsKsKsKsn}", "hits",
-                         (unsigned long long)stats.hits, "misses",
-                         (unsigned long long)stats.misses, "expirations",
-                         (unsigned long long)stats.expirations, "evictions",
-                         (unsigned long long)stats.evictions, "entries",
-                         (Py_ssize_t)stats.entries);
+    return Py_BuildValue("{sKsKsKsKsn}", "hits", (unsigned long long)stats.hits,
+                         "misses", (unsigned long long)stats.misses,
+                         "expirations", (unsigned long long)stats.expirations,
+                         "evictions", (unsigned long long)stats.evictions,
+                         "entries", (Py_ssize_t)stats.entries);
 }
 
 
@@ -1020,8 +1013,7 @@ start_sweeper(CacheObject *self)
     if (self->sweep_interval <= 0 || sweepers_disabled)
         return 0;
     rc = pgs_sweeper_start(&self->sweeper, self->cache,
-                           (int64_t)(self->sweep_interval * 1e9),
-                           SWEEP_BUDGET);
+                           (int64_t)(self->sweep_interval * 1e9), SWEEP_BUDGET);
     if (rc != PGS_OK) {
         self->sweeper = NULL;
         if (rc == PGS_ETHREAD)
@@ -1100,7 +1092,8 @@ parse_maxsize(CacheObject *self, PyObject *maxsize)
         PyErr_Clear();
         PyErr_Format(PyExc_ValueError,
                      "maxsize must be a non-negative int that fits in "
-                     "memory, got %R", maxsize);
+                     "memory, got %R",
+                     maxsize);
         return -1;
     }
     if (self->maxsize < 0) {
@@ -1193,8 +1186,8 @@ parse_sweep_interval(CacheObject *self, PyObject *interval, double ttl)
 
 static int
 parse_cache_args(CacheObject *self, PyObject *maxsize, PyObject *ttl,
-                 PyObject *stripes, PyObject *sweep_interval,
-                 PyObject *timer, PyObject *name, size_t *nstripes)
+                 PyObject *stripes, PyObject *sweep_interval, PyObject *timer,
+                 PyObject *name, size_t *nstripes)
 {
     double ttl_seconds;
 
@@ -1234,8 +1227,8 @@ parse_cache_args(CacheObject *self, PyObject *maxsize, PyObject *ttl,
 static PyObject *
 cache_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"maxsize", "ttl",   "stripes", "sweep_interval",
-                               "timer",   "name",  NULL};
+    static char *keywords[] = {"maxsize", "ttl",  "stripes", "sweep_interval",
+                               "timer",   "name", NULL};
     PyObject *maxsize, *ttl, *stripes = Py_None, *sweep_interval = Py_None;
     PyObject *timer = Py_None, *name = Py_None;
     pgs_cache_options options = {0};
@@ -1370,14 +1363,13 @@ cache_repr(PyObject *op)
     if (self->maxsize < 0)
         return PyUnicode_FromFormat("<%s name=%R maxsize=None ttl=%R "
                                     "currsize=%zu%s>",
-                                    Py_TYPE(op)->tp_name, self->name,
-                                    self->ttl, pgs_cache_size(self->cache),
+                                    Py_TYPE(op)->tp_name, self->name, self->ttl,
+                                    pgs_cache_size(self->cache),
                                     self->closed ? " closed" : "");
-    return PyUnicode_FromFormat("<%s name=%R maxsize=%zd ttl=%R currsize=%zu%s>",
-                                Py_TYPE(op)->tp_name, self->name,
-                                self->maxsize, self->ttl,
-                                pgs_cache_size(self->cache),
-                                self->closed ? " closed" : "");
+    return PyUnicode_FromFormat(
+        "<%s name=%R maxsize=%zd ttl=%R currsize=%zu%s>", Py_TYPE(op)->tp_name,
+        self->name, self->maxsize, self->ttl, pgs_cache_size(self->cache),
+        self->closed ? " closed" : "");
 }
 
 
@@ -1485,8 +1477,7 @@ static PyMethodDef cache_methods[] = {
     {"pop", (PyCFunction)(void (*)(void))cache_pop, METH_FASTCALL,
      "pop(key, default=<unrepresentable>, /)\n--\n\n"
      "Remove key and return its value, or default; KeyError without one."},
-    {"setdefault", (PyCFunction)(void (*)(void))cache_setdefault,
-     METH_FASTCALL,
+    {"setdefault", (PyCFunction)(void (*)(void))cache_setdefault, METH_FASTCALL,
      "setdefault(key, default=None, /)\n--\n\n"
      "Return the live value under key; if there is none, store default."},
     {"ttl_of", cache_ttl_of, METH_O,
@@ -1515,7 +1506,8 @@ static PyGetSetDef cache_getset[] = {
      "Bound on the number of entries; None for no bound.", NULL},
     {"currsize", cache_get_currsize, NULL,
      "Live entries, the same as len(); expired entries it finds are "
-     "removed.", NULL},
+     "removed.",
+     NULL},
     {"ttl", cache_get_ttl, NULL, "Default time to live in seconds.", NULL},
     {"name", cache_get_name, NULL, "Name used in metrics.", NULL},
     {"timer", cache_get_timer, NULL,
@@ -1549,10 +1541,9 @@ static PyType_Slot cache_slots[] = {
     {Py_mp_ass_subscript, cache_ass_subscript},
     {Py_mp_length, cache_length},
     {Py_sq_contains, cache_contains},
-    {Py_tp_doc,
-     "TTLCache(maxsize, ttl, *, stripes=None, sweep_interval=None, "
-     "timer=None, name=None)\n--\n\n"
-     "A thread-safe, lock-striped mapping whose entries expire."},
+    {Py_tp_doc, "TTLCache(maxsize, ttl, *, stripes=None, sweep_interval=None, "
+                "timer=None, name=None)\n--\n\n"
+                "A thread-safe, lock-striped mapping whose entries expire."},
     {0, NULL},
 };
 

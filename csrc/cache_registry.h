@@ -26,8 +26,7 @@ struct cache_sweeper;
 
 /* Add a cache under a copy of name; returns the node or NULL when out of
    memory. */
-cache_registry_node *pgs_cache_registry_add(const char *name,
-                                            pgs_cache *cache);
+cache_registry_node *pgs_cache_registry_add(const char *name, pgs_cache *cache);
 
 /* Remove and free a node; the cache is no longer visited afterwards. */
 void pgs_cache_registry_remove(cache_registry_node *node);

@@ -20,7 +20,7 @@ struct cache_sweeper {
     pthread_cond_t cond; /* signalled on stop and on exit */
     int stop;
     int exited;
-    int detached; /* the thread frees the struct as it exits */
+    int detached;     /* the thread frees the struct as it exits */
     pgs_cache *cache; /* borrowed; not touched once stop is seen */
     int64_t interval_ns;
     size_t budget;
@@ -148,11 +148,9 @@ pgs_sweeper_stop(cache_sweeper *sw)
         pthread_detach(sw->thread);
         return;
     }
-    Py_BEGIN_ALLOW_THREADS
-    sweeper_halt(sw);
+    Py_BEGIN_ALLOW_THREADS sweeper_halt(sw);
     pthread_join(sw->thread, NULL);
-    Py_END_ALLOW_THREADS
-    sweeper_free(sw);
+    Py_END_ALLOW_THREADS sweeper_free(sw);
 }
 
 

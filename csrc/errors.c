@@ -54,17 +54,18 @@ pgs_deadline_from_timeout(PyObject *timeout, const char *name,
     if (PyBool_Check(timeout) ||
         !(PyFloat_Check(timeout) || PyLong_Check(timeout))) {
         PyErr_Format(PyExc_TypeError,
-                     "%s must be a number of seconds or None, got %.100s",
-                     name, Py_TYPE(timeout)->tp_name);
+                     "%s must be a number of seconds or None, got %.100s", name,
+                     Py_TYPE(timeout)->tp_name);
         return -1;
     }
     seconds = PyFloat_AsDouble(timeout);
     if (seconds == -1.0 && PyErr_Occurred())
         return -1;
     if (isnan(seconds) || seconds < 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be a non-negative number of seconds or None, got %R",
-                     name, timeout);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s must be a non-negative number of seconds or None, got %R", name,
+            timeout);
         return -1;
     }
     /* A timeout past ~292 years cannot be told apart from no timeout. */
@@ -89,11 +90,8 @@ pgs_wait_released(pgs_wait_fn wait_fn, void *arg, int64_t deadline_ns)
         until = pgs_monotonic_ns() + WAIT_SLICE_NS;
         if (deadline_ns >= 0 && deadline_ns < until)
             until = deadline_ns;
-        Py_BEGIN_ALLOW_THREADS
-        rc = wait_fn(arg, until);
-        Py_END_ALLOW_THREADS
-        if (rc != PGS_ETIMEDOUT)
-            return rc;
+        Py_BEGIN_ALLOW_THREADS rc = wait_fn(arg, until);
+        Py_END_ALLOW_THREADS if (rc != PGS_ETIMEDOUT) return rc;
         if (deadline_ns >= 0 && pgs_monotonic_ns() >= deadline_ns)
             return PGS_ETIMEDOUT;
         if (PyErr_CheckSignals() < 0)
@@ -107,7 +105,8 @@ pgs_errors_register(PyObject *module, pgs_state *state)
 {
     state->queue_full_error = PyErr_NewExceptionWithDoc(
         "pygamesvc.QueueFullError",
-        "Raised when a WorkerPool queue stays full: the submit timeout ran out,\n"
+        "Raised when a WorkerPool queue stays full: the submit timeout ran "
+        "out,\n"
         "or a worker submitted to its own full pool, where waiting could\n"
         "deadlock.",
         PyExc_RuntimeError, NULL);

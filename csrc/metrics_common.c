@@ -4,9 +4,9 @@
 #include "metrics.h"
 
 const double pgs_short_seconds_bounds[] = {
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-    0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1.0,
-    2.5,     5.0,      10.0,
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+    0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,    0.25,
+    0.5,     1.0,      2.5,     5.0,    10.0,
 };
 const size_t pgs_short_seconds_nbounds =
     sizeof(pgs_short_seconds_bounds) / sizeof(double);
@@ -108,7 +108,8 @@ pgs_label_key(pgs_label_table *table, PyObject *const *args, Py_ssize_t nargs,
     for (j = 0; j < nkw; j++) {
         name = PyTuple_GET_ITEM(kwnames, j);
         for (i = 0; i < nnames; i++) {
-            if (PyUnicode_Compare(name, PyTuple_GET_ITEM(table->labelnames, i)) == 0)
+            if (PyUnicode_Compare(name,
+                                  PyTuple_GET_ITEM(table->labelnames, i)) == 0)
                 break;
         }
         if (i == nnames || PyTuple_GET_ITEM(key, i) != NULL) {

@@ -12,16 +12,14 @@
 #define DEFAULT_MAX_SERIES 1000
 
 typedef struct {
-    PyObject_HEAD
-    pgs_counter *counter;
+    PyObject_HEAD pgs_counter *counter;
     pgs_counter_series *unlabelled; /* series 0 without labelnames */
     pgs_label_table labels;
     PyTypeObject *child_type;
 } CounterObject;
 
 typedef struct {
-    PyObject_HEAD
-    CounterObject *parent; /* strong reference */
+    PyObject_HEAD CounterObject *parent; /* strong reference */
     pgs_counter_series *series;
 } CounterChildObject;
 
@@ -40,8 +38,8 @@ increment(pgs_counter_series *series, PyObject *const *args, Py_ssize_t nargs)
         return 0;
     }
     if (nargs > 1) {
-        PyErr_Format(PyExc_TypeError,
-                     "inc() takes at most 1 argument, got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "inc() takes at most 1 argument, got %zd",
+                     nargs);
         return -1;
     }
     amount = args[0];

@@ -35,7 +35,8 @@ info_item(PyObject *info, const char *key)
 
     if (!PyDict_Check(info))
         return -1;
-    value = PyDict_GetItemString(info, key); /* borrowed; this call suppresses errors */
+    value = PyDict_GetItemString(
+        info, key); /* borrowed; this call suppresses errors */
     if (value == NULL || !PyLong_Check(value))
         return -1;
     result = PyLong_AsLong(value);
@@ -71,17 +72,19 @@ gc_callback(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     generation = info_item(args[1], "generation");
     if (start == 0 || generation < 0 || generation >= GENERATIONS)
         Py_RETURN_NONE;
-    pgs_histogram_observe(pause_seconds,
-                          pgs_histogram_series_at(pause_seconds, (size_t)generation),
-                          (double)(now - start) * 1e-9);
+    pgs_histogram_observe(
+        pause_seconds,
+        pgs_histogram_series_at(pause_seconds, (size_t)generation),
+        (double)(now - start) * 1e-9);
     count = info_item(args[1], "collected");
     if (count > 0)
         pgs_counter_inc(pgs_counter_series_at(collected, (size_t)generation),
                         (uint64_t)count);
     count = info_item(args[1], "uncollectable");
     if (count > 0)
-        pgs_counter_inc(pgs_counter_series_at(uncollectable, (size_t)generation),
-                        (uint64_t)count);
+        pgs_counter_inc(
+            pgs_counter_series_at(uncollectable, (size_t)generation),
+            (uint64_t)count);
     Py_RETURN_NONE;
 }
 
@@ -106,7 +109,8 @@ gc_series(PyObject *module, PyObject *unused)
             pgs_snapshot_buckets(&snapshot, pgs_short_seconds_nbounds),
             snapshot.sum,
             pgs_counter_value(pgs_counter_series_at(collected, generation)),
-            pgs_counter_value(pgs_counter_series_at(uncollectable, generation)));
+            pgs_counter_value(
+                pgs_counter_series_at(uncollectable, generation)));
         if (item == NULL)
             Py_CLEAR(result);
         else

@@ -17,16 +17,14 @@
 #define DEFAULT_MAX_SERIES 1000
 
 typedef struct {
-    PyObject_HEAD
-    pgs_histogram *histogram;
+    PyObject_HEAD pgs_histogram *histogram;
     pgs_histogram_series *unlabelled; /* series 0 without labelnames */
     pgs_label_table labels;
     PyTypeObject *child_type;
 } HistogramObject;
 
 typedef struct {
-    PyObject_HEAD
-    HistogramObject *parent; /* strong reference */
+    PyObject_HEAD HistogramObject *parent; /* strong reference */
     pgs_histogram_series *series;
 } HistogramChildObject;
 
@@ -38,8 +36,7 @@ value_as_double(PyObject *value, double *out)
         *out = PyFloat_AS_DOUBLE(value);
         return 0;
     }
-    if (PyBool_Check(value) ||
-        !(PyFloat_Check(value) || PyLong_Check(value))) {
+    if (PyBool_Check(value) || !(PyFloat_Check(value) || PyLong_Check(value))) {
         PyErr_Format(PyExc_TypeError, "value must be a number, got %.100s",
                      Py_TYPE(value)->tp_name);
         return -1;
@@ -93,7 +90,8 @@ child_dealloc(PyObject *op)
 
 static PyMethodDef child_methods[] = {
     {"observe", child_observe, METH_O,
-     "observe(value, /)\n--\n\nCount value (seconds, bytes, ...) in its bucket."},
+     "observe(value, /)\n--\n\nCount value (seconds, bytes, ...) in its "
+     "bucket."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -129,7 +127,8 @@ parse_bounds(PyObject *buckets, double *bounds)
             bounds[i] = pgs_histogram_default_bounds[i];
         return (Py_ssize_t)pgs_histogram_default_nbounds;
     }
-    sequence = PySequence_Fast(buckets, "buckets must be an iterable of numbers");
+    sequence =
+        PySequence_Fast(buckets, "buckets must be an iterable of numbers");
     if (sequence == NULL)
         return -1;
     n = PySequence_Fast_GET_SIZE(sequence);

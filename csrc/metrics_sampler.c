@@ -158,11 +158,9 @@ sampler_tick(PyObject *module, PyObject *unused)
     (void)unused;
     if (live == NULL)
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pgs_sampler_tick(live);
-    Py_END_ALLOW_THREADS
-    if (rc != PGS_OK)
-        return pgs_raise_error(PyModule_GetState(module), rc, "metrics sampler");
+    Py_BEGIN_ALLOW_THREADS rc = pgs_sampler_tick(live);
+    Py_END_ALLOW_THREADS if (rc != PGS_OK) return pgs_raise_error(
+        PyModule_GetState(module), rc, "metrics sampler");
     Py_RETURN_NONE;
 }
 
@@ -189,7 +187,8 @@ ticks_wait(void *arg, int64_t deadline_ns)
 {
     ticks_request *request = arg;
 
-    return pgs_sampler_wait_ticks(request->sampler, request->ticks, deadline_ns);
+    return pgs_sampler_wait_ticks(request->sampler, request->ticks,
+                                  deadline_ns);
 }
 
 
@@ -231,11 +230,10 @@ sampler_read(PyObject *module, PyObject *args)
     live = get_sampler(PyModule_GetState(module));
     if (live == NULL)
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pgs_sampler_read(live, &readings, &n, reset_max);
-    Py_END_ALLOW_THREADS
-    if (rc != PGS_OK)
-        return pgs_raise_error(PyModule_GetState(module), rc, "metrics sampler");
+    Py_BEGIN_ALLOW_THREADS rc =
+        pgs_sampler_read(live, &readings, &n, reset_max);
+    Py_END_ALLOW_THREADS if (rc != PGS_OK) return pgs_raise_error(
+        PyModule_GetState(module), rc, "metrics sampler");
     result = PyList_New((Py_ssize_t)n);
     for (i = 0; result != NULL && i < n; i++) {
         item = Py_BuildValue("(isLL)", readings[i].family, readings[i].label,
@@ -300,7 +298,8 @@ visit_pool_series(void *arg, pool_ctx *ctx)
                        pgs_histogram_series_at(ctx->wait_seconds, 0),
                        &item->wait);
     pgs_histogram_read(ctx->run_seconds,
-                       pgs_histogram_series_at(ctx->run_seconds, 0), &item->run);
+                       pgs_histogram_series_at(ctx->run_seconds, 0),
+                       &item->run);
     out->n++;
 }
 
@@ -308,10 +307,9 @@ visit_pool_series(void *arg, pool_ctx *ctx)
 static PyObject *
 snapshot_tuple(const pgs_histogram_snapshot *snapshot)
 {
-    return Py_BuildValue("(Nd)",
-                         pgs_snapshot_buckets(snapshot,
-                                              pgs_short_seconds_nbounds),
-                         snapshot->sum);
+    return Py_BuildValue(
+        "(Nd)", pgs_snapshot_buckets(snapshot, pgs_short_seconds_nbounds),
+        snapshot->sum);
 }
 
 
@@ -325,13 +323,9 @@ pool_series(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
-    Py_BEGIN_ALLOW_THREADS
-    pgs_registry_foreach(visit_pool_series, &readings);
-    Py_END_ALLOW_THREADS
-    if (readings.failed)
-        PyErr_NoMemory();
-    else
-        result = PyList_New(0);
+    Py_BEGIN_ALLOW_THREADS pgs_registry_foreach(visit_pool_series, &readings);
+    Py_END_ALLOW_THREADS if (readings.failed) PyErr_NoMemory();
+    else result = PyList_New(0);
     for (i = 0; result != NULL && i < readings.n; i++) {
         reading = &readings.items[i];
         item = Py_BuildValue(
@@ -355,7 +349,8 @@ pool_series(PyObject *module, PyObject *unused)
 static PyObject *
 short_seconds_bounds(PyObject *module, PyObject *unused)
 {
-    PyObject *tuple = PyTuple_New((Py_ssize_t)pgs_short_seconds_nbounds), *value;
+    PyObject *tuple = PyTuple_New((Py_ssize_t)pgs_short_seconds_nbounds),
+             *value;
     size_t i;
 
     (void)module;
@@ -402,11 +397,16 @@ pgs_sampler_register(PyObject *module, pgs_state *state)
     (void)state;
     if (PyModule_AddFunctions(module, sampler_functions) < 0)
         return -1;
-    if (PyModule_AddIntConstant(module, "GAUGE_RSS_BYTES", PGS_GAUGE_RSS_BYTES) < 0 ||
-        PyModule_AddIntConstant(module, "GAUGE_OS_THREADS", PGS_GAUGE_OS_THREADS) < 0 ||
-        PyModule_AddIntConstant(module, "GAUGE_POOL_QUEUED", PGS_GAUGE_POOL_QUEUED) < 0 ||
-        PyModule_AddIntConstant(module, "GAUGE_POOL_RUNNING", PGS_GAUGE_POOL_RUNNING) < 0 ||
-        PyModule_AddIntConstant(module, "GAUGE_POOL_WORKERS", PGS_GAUGE_POOL_WORKERS) < 0 ||
+    if (PyModule_AddIntConstant(module, "GAUGE_RSS_BYTES",
+                                PGS_GAUGE_RSS_BYTES) < 0 ||
+        PyModule_AddIntConstant(module, "GAUGE_OS_THREADS",
+                                PGS_GAUGE_OS_THREADS) < 0 ||
+        PyModule_AddIntConstant(module, "GAUGE_POOL_QUEUED",
+                                PGS_GAUGE_POOL_QUEUED) < 0 ||
+        PyModule_AddIntConstant(module, "GAUGE_POOL_RUNNING",
+                                PGS_GAUGE_POOL_RUNNING) < 0 ||
+        PyModule_AddIntConstant(module, "GAUGE_POOL_WORKERS",
+                                PGS_GAUGE_POOL_WORKERS) < 0 ||
         PyModule_AddIntConstant(module, "GAUGE_CACHE_ENTRIES",
                                 PGS_GAUGE_CACHE_ENTRIES) < 0)
         return -1;

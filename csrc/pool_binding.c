@@ -16,8 +16,7 @@
 #define DRAIN_CHUNK 64
 
 typedef struct {
-    PyObject_HEAD
-    pgs_state *state;
+    PyObject_HEAD pgs_state *state;
     PyObject *module;
     pool_ctx *ctx;
     pgs_pool *pool; /* NULL once abandoned */
@@ -392,8 +391,8 @@ cancel_queued(PoolObject *self)
         pgs_pool_note_cancelled(self->pool, n);
         for (i = 0; i < n; i++) {
             if (jobs[i].fn == pgs_submit_kind) {
-                outcome = PyObject_CallMethod(jobs[i].data[TASK_HEAD],
-                                              "cancel", NULL);
+                outcome = PyObject_CallMethod(jobs[i].data[TASK_HEAD], "cancel",
+                                              NULL);
                 if (outcome == NULL)
                     PyErr_WriteUnraisable(jobs[i].data[TASK_HEAD]);
                 Py_XDECREF(outcome);
@@ -497,12 +496,14 @@ parse_count(PyObject *value, const char *name, Py_ssize_t minimum,
     *out = PyLong_AsSsize_t(value);
     if (*out == -1 && PyErr_Occurred()) {
         PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s must be %s that fits in memory, got %R",
-                     name, what, value);
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be %s that fits in memory, got %R", name, what,
+                     value);
         return -1;
     }
     if (*out < minimum) {
-        PyErr_Format(PyExc_ValueError, "%s must be %s, got %R", name, what, value);
+        PyErr_Format(PyExc_ValueError, "%s must be %s, got %R", name, what,
+                     value);
         return -1;
     }
     return 0;
@@ -518,8 +519,8 @@ parse_pool_args(PoolObject *self, PyObject *workers, PyObject *queue_size,
     if (parse_count(workers, "workers", 1, &self->workers) < 0)
         return -1;
     if (self->workers > 4096) {
-        PyErr_Format(PyExc_ValueError,
-                     "workers must be at most 4096, got %zd", self->workers);
+        PyErr_Format(PyExc_ValueError, "workers must be at most 4096, got %zd",
+                     self->workers);
         return -1;
     }
     if (queue_size == Py_None)
@@ -549,7 +550,8 @@ parse_pool_args(PoolObject *self, PyObject *workers, PyObject *queue_size,
     }
     if (self->name == NULL)
         return -1;
-    if (pgs_deadline_from_timeout(submit_timeout, "submit_timeout", &deadline) < 0)
+    if (pgs_deadline_from_timeout(submit_timeout, "submit_timeout", &deadline) <
+        0)
         return -1;
     self->submit_timeout_ns =
         deadline < 0 ? -1 : (int64_t)(PyFloat_AsDouble(submit_timeout) * 1e9);
@@ -621,7 +623,8 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         goto error;
 
     PyOS_snprintf(thread_name, sizeof(thread_name), "pgs:%s",
-                  PyUnicode_AsUTF8(self->name) ? PyUnicode_AsUTF8(self->name) : "");
+                  PyUnicode_AsUTF8(self->name) ? PyUnicode_AsUTF8(self->name)
+                                               : "");
     PyErr_Clear();
     options.workers = (size_t)self->workers;
     options.capacity = (size_t)self->queue_size;
@@ -635,10 +638,9 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
        alive until the last one exits (see pgs_ctx_thread_exit). */
     self->ctx->live_threads = (int)self->workers;
     /* Workers take the GIL as they start; create without holding it. */
-    Py_BEGIN_ALLOW_THREADS
-    rc = pgs_pool_create(&self->pool, &options);
-    Py_END_ALLOW_THREADS
-    if (rc != PGS_OK) {
+    Py_BEGIN_ALLOW_THREADS rc = pgs_pool_create(&self->pool, &options);
+    Py_END_ALLOW_THREADS if (rc != PGS_OK)
+    {
         pgs_release_ctx_objects(self->ctx);
         pgs_pool_ctx_free_metrics(self->ctx);
         PyMem_RawFree(self->ctx);
@@ -745,8 +747,7 @@ pool_repr(PyObject *op)
 
     return PyUnicode_FromFormat("<%s name=%R workers=%zd queue_size=%zd %s>",
                                 Py_TYPE(op)->tp_name, self->name, self->workers,
-                                self->queue_size,
-                                pool_state_word(self));
+                                self->queue_size, pool_state_word(self));
 }
 
 
@@ -797,7 +798,8 @@ static PyMethodDef pool_methods[] = {
     {"execute", (PyCFunction)(void (*)(void))pool_execute,
      METH_FASTCALL | METH_KEYWORDS,
      "execute(fn, /, *args, **kwargs)\n--\n\n"
-     "Run fn(*args, **kwargs) on a worker; wait for room if the queue is full."},
+     "Run fn(*args, **kwargs) on a worker; wait for room if the queue is "
+     "full."},
     {"try_execute", (PyCFunction)(void (*)(void))pool_try_execute,
      METH_FASTCALL | METH_KEYWORDS,
      "try_execute(fn, /, *args, **kwargs)\n--\n\n"
@@ -810,7 +812,8 @@ static PyMethodDef pool_methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "_submit_within(timeout, fn, /, *args, **kwargs)\n--\n\n"
      "submit() that waits at most timeout seconds for room (for map())."},
-    {"wait", (PyCFunction)(void (*)(void))pool_wait, METH_VARARGS | METH_KEYWORDS,
+    {"wait", (PyCFunction)(void (*)(void))pool_wait,
+     METH_VARARGS | METH_KEYWORDS,
      "wait(timeout=None)\n--\n\n"
      "Block until every task submitted so far has finished; False on timeout."},
     {"shutdown", (PyCFunction)(void (*)(void))pool_shutdown,
@@ -825,13 +828,14 @@ static PyMethodDef pool_methods[] = {
 };
 
 static PyGetSetDef pool_getset[] = {
-    {"name", pool_get_name, NULL, "Name used in thread names, logs and metrics.",
-     NULL},
+    {"name", pool_get_name, NULL,
+     "Name used in thread names, logs and metrics.", NULL},
     {"workers", pool_get_workers, NULL, "Number of worker threads.", NULL},
     {"queue_size", pool_get_queue_size, NULL, "Bound of the task queue.", NULL},
     {"submit_timeout", pool_get_submit_timeout, NULL,
      "Seconds a submitter waits for room, or None for no limit.", NULL},
-    {"closed", pool_get_closed, NULL, "True after shutdown() or close().", NULL},
+    {"closed", pool_get_closed, NULL, "True after shutdown() or close().",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

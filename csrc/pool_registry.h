@@ -21,16 +21,16 @@ typedef struct pool_ctx {
     PyObject *name;     /* strong reference, a str */
     PyObject *module;   /* strong reference: keeps `state` alive */
     pgs_state *state;
-    pgs_pool *pool;     /* borrowed: the pool whose hooks point here */
-    int live_threads;   /* workers started and not exited; set before they
-                           start, then changed with the GIL held */
-    int abandoned;      /* owner gave up its object; set with the GIL held */
+    pgs_pool *pool;   /* borrowed: the pool whose hooks point here */
+    int live_threads; /* workers started and not exited; set before they
+                         start, then changed with the GIL held */
+    int abandoned;    /* owner gave up its object; set with the GIL held */
     struct pool_ctx *prev, *next;
 
     /* Metrics, readable without the GIL; see pgs_pool_ctx_init_metrics. */
-    char *c_name;                  /* UTF-8 copy of name */
-    pgs_histogram *wait_seconds;   /* from queueing to start, one series */
-    pgs_histogram *run_seconds;    /* from start to finish, one series */
+    char *c_name;                /* UTF-8 copy of name */
+    pgs_histogram *wait_seconds; /* from queueing to start, one series */
+    pgs_histogram *run_seconds;  /* from start to finish, one series */
 } pool_ctx;
 
 void pgs_registry_add(pool_ctx *ctx);

@@ -193,8 +193,8 @@ settle_directly(pgs_state *state, PyObject *future, PyObject *field,
  * future and no waiter hangs.
  */
 static int
-try_settle(pgs_state *state, PyObject *future, PyObject *field,
-           PyObject *value, PyObject *new_state)
+try_settle(pgs_state *state, PyObject *future, PyObject *field, PyObject *value,
+           PyObject *new_state)
 {
     int done = settle_directly(state, future, field, value, new_state);
 
@@ -216,8 +216,8 @@ run_submitted(pgs_state *state, pgs_job *job)
     int running;
 
     if (!try_settle(state, future, NULL, NULL, state->state_running)) {
-        outcome = PyObject_CallMethod(future, "set_running_or_notify_cancel",
-                                      NULL);
+        outcome =
+            PyObject_CallMethod(future, "set_running_or_notify_cancel", NULL);
         running = outcome == NULL ? -1 : PyObject_IsTrue(outcome);
         Py_XDECREF(outcome);
         outcome = NULL;
@@ -301,5 +301,3 @@ pgs_ctx_run(void *arg, pgs_pool *pool, pgs_job *job)
     }
     worker_tstate = PyEval_SaveThread();
 }
-
-

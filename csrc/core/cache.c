@@ -144,9 +144,9 @@ bump(atomic_uint_least64_t *counter)
     /* Writers are the stripe's lock holder and optimistic readers, which
        the caller serializes (see pgs_cache_get_optimistic), so load +
        store is enough and costs no locked instruction. */
-    atomic_store_explicit(counter,
-                          atomic_load_explicit(counter, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    atomic_store_explicit(
+        counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+        memory_order_relaxed);
 }
 
 
@@ -377,8 +377,10 @@ queue_back(queue_link *head)
  */
 
 static const uint64_t sketch_seeds[4] = {
-    UINT64_C(0x97cb3127e8e6b1a5), UINT64_C(0xc2b2ae3d27d4eb4f),
-    UINT64_C(0x165667b19e3779f9), UINT64_C(0x9e3779b97f4a7c15),
+    UINT64_C(0x97cb3127e8e6b1a5),
+    UINT64_C(0xc2b2ae3d27d4eb4f),
+    UINT64_C(0x165667b19e3779f9),
+    UINT64_C(0x9e3779b97f4a7c15),
 };
 
 
@@ -392,7 +394,8 @@ sketch_frequency_locked(const stripe *s, uint64_t mixed)
     for (i = 0; i < 4; i++) {
         k = (mixed ^ sketch_seeds[i]) * sketch_seeds[(i + 1) & 3];
         counter = (unsigned)(s->sketch[(k >> 28) & s->sketch_mask] >>
-                             ((k >> 60) * 4)) & 15;
+                             ((k >> 60) * 4)) &
+                  15;
         if (counter < minimum)
             minimum = counter;
     }
@@ -634,8 +637,7 @@ enforce_capacity_locked(stripe *s, int64_t now, pgs_cache_garbage *garbage)
         take_hits_locked(s, candidate);
         if (victim != NULL)
             take_hits_locked(s, victim);
-        if (victim == NULL ||
-            load_expiry(&candidate->expires_ns) <= now ||
+        if (victim == NULL || load_expiry(&candidate->expires_ns) <= now ||
             (load_expiry(&victim->expires_ns) > now &&
              sketch_frequency_locked(s, candidate->hash) <=
                  sketch_frequency_locked(s, victim->hash)))
@@ -704,8 +706,9 @@ find_locked(pgs_cache *cache, stripe *s, const void *key, uint64_t mixed,
 
     while ((e = link_get(slot)) != NULL) {
         if (e->hash == mixed) {
-            equal = e->key == key ? 1
-                                  : cache->ops.key_eq(cache->ops.ctx, e->key, key);
+            equal = e->key == key
+                        ? 1
+                        : cache->ops.key_eq(cache->ops.ctx, e->key, key);
             if (equal == 1) {
                 if (load_expiry(&e->expires_ns) > now)
                     return e;
@@ -847,7 +850,8 @@ pgs_cache_create(pgs_cache **out, const pgs_cache_options *options)
     if (options->ops.key_eq == NULL || options->ops.retain == NULL ||
         options->ops.release == NULL ||
         (options->ops.alloc == NULL) != (options->ops.free == NULL) ||
-        (options->ops.before_block == NULL) != (options->ops.after_block == NULL))
+        (options->ops.before_block == NULL) !=
+            (options->ops.after_block == NULL))
         return PGS_EINVAL;
     cache = calloc(1, sizeof(*cache));
     if (cache == NULL)
@@ -990,8 +994,8 @@ pgs_cache_get_optimistic(pgs_cache *cache, const void *key, uint64_t hash,
             return PGS_EAGAIN;
         if (e->hash != mixed)
             continue;
-        equal = e->key == key ? 1
-                              : cache->ops.key_eq(cache->ops.ctx, e->key, key);
+        equal =
+            e->key == key ? 1 : cache->ops.key_eq(cache->ops.ctx, e->key, key);
         if (equal == 1)
             break;
         if (equal != 0)
@@ -1056,8 +1060,8 @@ pgs_cache_set(pgs_cache *cache, void *key, uint64_t hash, void *value,
 
 
 int
-pgs_cache_delete(pgs_cache *cache, const void *key, uint64_t hash,
-                 int64_t now, void **value, pgs_cache_garbage *garbage)
+pgs_cache_delete(pgs_cache *cache, const void *key, uint64_t hash, int64_t now,
+                 void **value, pgs_cache_garbage *garbage)
 {
     uint64_t mixed = mix_hash(hash);
     stripe *s = stripe_for(cache, mixed);
@@ -1408,8 +1412,7 @@ pgs_cache_clear(pgs_cache *cache, pgs_cache_garbage *garbage)
             while (link_get(&buckets[b]) != NULL)
                 unlink_locked(s, &buckets[b], NULL, garbage);
         }
-        atomic_store_explicit(&s->next_expiry, INT64_MAX,
-                              memory_order_relaxed);
+        atomic_store_explicit(&s->next_expiry, INT64_MAX, memory_order_relaxed);
         stripe_unlock(s);
     }
 }

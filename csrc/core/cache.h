@@ -99,7 +99,8 @@ typedef struct pgs_cache_ops {
     int (*key_eq)(void *ctx, const void *stored, const void *probe);
     void (*retain)(void *ctx, void *key_or_value);
     void (*release)(void *ctx, void *key_or_value);
-    /* Entry memory; NULL for malloc/free.  free receives what alloc returned. */
+    /* Entry memory; NULL for malloc/free.  free receives what alloc returned.
+     */
     void *(*alloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *block);
     /* See "Locking hooks" above; both NULL to wait with nothing released. */
@@ -134,7 +135,10 @@ typedef struct pgs_cache_garbage {
     void *blocks; /* replaced bucket arrays, chained through a hidden slot */
 } pgs_cache_garbage;
 
-#define PGS_CACHE_GARBAGE_INIT {NULL, {NULL, NULL, NULL, NULL}, 0, NULL}
+#define PGS_CACHE_GARBAGE_INIT                                                 \
+    {                                                                          \
+        NULL, {NULL, NULL, NULL, NULL}, 0, NULL                                \
+    }
 
 /* Nonzero if pgs_cache_garbage_release has nothing to do. */
 static inline int
@@ -174,8 +178,8 @@ void pgs_cache_garbage_release(pgs_cache *cache, pgs_cache_garbage *garbage);
  * a hit or a miss (not on PGS_EAGAIN).  An expired entry found on the way is
  * unlinked into *garbage.
  */
-int pgs_cache_get(pgs_cache *cache, const void *key, uint64_t hash,
-                  int64_t now, void **value, int64_t *expires_ns,
+int pgs_cache_get(pgs_cache *cache, const void *key, uint64_t hash, int64_t now,
+                  void **value, int64_t *expires_ns,
                   pgs_cache_garbage *garbage);
 
 /*
@@ -194,8 +198,8 @@ int pgs_cache_get(pgs_cache *cache, const void *key, uint64_t hash,
  * optimistic reads that run truly in parallel may lose counts (never
  * entries).
  */
-int pgs_cache_get_optimistic(pgs_cache *cache, const void *key,
-                             uint64_t hash, int64_t now, void **value);
+int pgs_cache_get_optimistic(pgs_cache *cache, const void *key, uint64_t hash,
+                             int64_t now, void **value);
 
 /*
  * Store value under key until expires_ns.  A live entry with an equal key
@@ -305,8 +309,7 @@ int pgs_cache_collect(pgs_cache *cache, size_t stripe, int64_t now,
  * call back into the cache.
  */
 int pgs_cache_visit(pgs_cache *cache,
-                    int (*visit)(void *key, void *value, void *arg),
-                    void *arg);
+                    int (*visit)(void *key, void *value, void *arg), void *arg);
 
 /* Entries stored, including expired ones not yet removed; takes no lock. */
 size_t pgs_cache_size(pgs_cache *cache);

@@ -103,7 +103,8 @@ pgs_counter_add(pgs_counter_series *series, double amount)
         if (amount == 0.0)
             return;
     }
-    old_bits = atomic_load_explicit(&series->fraction_bits, memory_order_relaxed);
+    old_bits =
+        atomic_load_explicit(&series->fraction_bits, memory_order_relaxed);
     do {
         memcpy(&sum, &old_bits, sizeof(sum));
         sum += amount;

@@ -18,16 +18,16 @@ struct pgs_histogram {
 };
 
 const double pgs_histogram_default_bounds[] = {
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-    7.5, 10.0,
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
+    0.5,   0.75, 1.0,   2.5,  5.0,   7.5, 10.0,
 };
 const size_t pgs_histogram_default_nbounds =
     sizeof(pgs_histogram_default_bounds) / sizeof(double);
 
 
 int
-pgs_histogram_create(pgs_histogram **out, const double *bounds,
-                     size_t nbounds, size_t max_series)
+pgs_histogram_create(pgs_histogram **out, const double *bounds, size_t nbounds,
+                     size_t max_series)
 {
     pgs_histogram *histogram;
     size_t i;
@@ -93,7 +93,8 @@ pgs_histogram_add_series(pgs_histogram *histogram, size_t *index)
         return PGS_ENOMEM;
     }
     atomic_store_explicit(&series->sum_bits, 0, memory_order_relaxed);
-    atomic_store_explicit(&histogram->series[slot], series, memory_order_release);
+    atomic_store_explicit(&histogram->series[slot], series,
+                          memory_order_release);
     *index = slot;
     return PGS_OK;
 }
@@ -104,7 +105,8 @@ pgs_histogram_series_at(const pgs_histogram *histogram, size_t index)
 {
     if (index >= histogram->max_series)
         return NULL;
-    return atomic_load_explicit(&histogram->series[index], memory_order_acquire);
+    return atomic_load_explicit(&histogram->series[index],
+                                memory_order_acquire);
 }
 
 
@@ -177,7 +179,8 @@ pgs_histogram_observe(const pgs_histogram *histogram,
     size_t bucket = find_bucket(histogram, value);
     uint64_t old_bits, new_bits;
 
-    atomic_fetch_add_explicit(&series->buckets[bucket], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&series->buckets[bucket], 1,
+                              memory_order_relaxed);
     old_bits = atomic_load_explicit(&series->sum_bits, memory_order_relaxed);
     do {
         new_bits = bits_from_double(double_from_bits(old_bits) + value);
@@ -188,15 +191,15 @@ pgs_histogram_observe(const pgs_histogram *histogram,
 
 
 void
-pgs_histogram_read(const pgs_histogram *histogram,
-                   pgs_histogram_series *series,
+pgs_histogram_read(const pgs_histogram *histogram, pgs_histogram_series *series,
                    pgs_histogram_snapshot *out)
 {
     uint64_t total = 0;
     size_t i;
 
     for (i = 0; i <= histogram->nbounds; i++) {
-        total += atomic_load_explicit(&series->buckets[i], memory_order_relaxed);
+        total +=
+            atomic_load_explicit(&series->buckets[i], memory_order_relaxed);
         out->cumulative[i] = total;
     }
     out->count = total;

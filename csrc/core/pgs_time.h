@@ -9,7 +9,8 @@
 
 #define PGS_NS_PER_SEC INT64_C(1000000000)
 
-/* Nanoseconds on CLOCK_MONOTONIC; never goes back, unaffected by settimeofday. */
+/* Nanoseconds on CLOCK_MONOTONIC; never goes back, unaffected by settimeofday.
+ */
 static inline int64_t
 pgs_monotonic_ns(void)
 {

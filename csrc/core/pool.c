@@ -85,7 +85,8 @@ pool_free(pgs_pool *pool)
 }
 
 
-/* Drop one reference with pool->lock held; returns nonzero if it was the last. */
+/* Drop one reference with pool->lock held; returns nonzero if it was the last.
+ */
 static int
 unref_locked(pgs_pool *pool)
 {
@@ -233,8 +234,8 @@ pgs_pool_create(pgs_pool **out, const pgs_pool_options *options)
         strncpy(pool->thread_name, options->thread_name,
                 sizeof(pool->thread_name) - 1);
     pool->capacity = options->capacity;
-    pool->ring_size =
-        options->capacity > options->workers ? options->capacity : options->workers;
+    pool->ring_size = options->capacity > options->workers ? options->capacity
+                                                           : options->workers;
     pool->ring = calloc(pool->ring_size, sizeof(pgs_job));
     pool->enqueued_ns = calloc(pool->ring_size, sizeof(int64_t));
     pool->threads = calloc(options->workers, sizeof(pthread_t));
@@ -532,8 +533,10 @@ pgs_pool_get_stats(pgs_pool *pool, pgs_pool_stats *out)
         pthread_mutex_unlock(&pool->lock);
     }
     out->capacity = pool->capacity;
-    out->submitted = atomic_load_explicit(&pool->submitted, memory_order_relaxed);
-    out->completed = atomic_load_explicit(&pool->completed, memory_order_relaxed);
+    out->submitted =
+        atomic_load_explicit(&pool->submitted, memory_order_relaxed);
+    out->completed =
+        atomic_load_explicit(&pool->completed, memory_order_relaxed);
     out->failed = atomic_load_explicit(&pool->failed, memory_order_relaxed);
     out->cancelled =
         atomic_load_explicit(&pool->cancelled, memory_order_relaxed);

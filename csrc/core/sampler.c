@@ -68,7 +68,8 @@ pgs_sampler_create(pgs_sampler **out, const pgs_sampler_options *options)
     if (sampler == NULL)
         return PGS_ENOMEM;
     sampler->fork_generation = pgs_fork_generation();
-    sampler->read_rss = options->read_rss ? options->read_rss : pgs_read_rss_bytes;
+    sampler->read_rss =
+        options->read_rss ? options->read_rss : pgs_read_rss_bytes;
     sampler->read_threads =
         options->read_threads ? options->read_threads : pgs_read_os_threads;
     sampler->max_gauges =
@@ -372,8 +373,8 @@ pgs_sampler_set_interval(pgs_sampler *sampler, int64_t interval_ns)
 
 
 int
-pgs_sampler_read(pgs_sampler *sampler, pgs_gauge_reading **out,
-                 size_t *count, int reset_max)
+pgs_sampler_read(pgs_sampler *sampler, pgs_gauge_reading **out, size_t *count,
+                 int reset_max)
 {
     pgs_gauge_reading *readings;
     gauge_slot *slot;

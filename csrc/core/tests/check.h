@@ -30,7 +30,7 @@ static atomic_int check_failed;
     do {                                                                       \
         int before = check_failed;                                             \
         fn();                                                                  \
-        printf("%s %s\n", check_failed == before ? "ok  " : "FAIL", #fn);     \
+        printf("%s %s\n", check_failed == before ? "ok  " : "FAIL", #fn);      \
     } while (0)
 
 static inline int

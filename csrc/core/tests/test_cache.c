@@ -155,8 +155,7 @@ lookup_optimistic(pgs_cache *cache, int key_id, int slow, int64_t now)
     void *value = NULL;
     int rc;
 
-    rc = pgs_cache_get_optimistic(cache, &probe, (uint64_t)key_id, now,
-                                  &value);
+    rc = pgs_cache_get_optimistic(cache, &probe, (uint64_t)key_id, now, &value);
     if (rc == PGS_EAGAIN)
         return -2;
     if (rc == PGS_ENOTFOUND)
@@ -393,8 +392,7 @@ test_slow_path_pins_and_revalidates(void)
           PGS_OK);
     CHECK(out == other);
     object_release(NULL, out);
-    CHECK(pgs_cache_entry_delete(cache, found[0], 0, NULL, &garbage) ==
-          PGS_OK);
+    CHECK(pgs_cache_entry_delete(cache, found[0], 0, NULL, &garbage) == PGS_OK);
     pgs_cache_unpin(cache, found, n, &garbage);
     pgs_cache_garbage_release(cache, &garbage);
     CHECK(pgs_cache_size(cache) == 1);
@@ -609,8 +607,8 @@ optimistic_storm_thread(void *p)
             object probe = {.refs = 1, .id = id};
 
             pthread_rwlock_rdlock(&release_lock);
-            rc = pgs_cache_get_optimistic(arg->cache, &probe, (uint64_t)id,
-                                          0, &found);
+            rc = pgs_cache_get_optimistic(arg->cache, &probe, (uint64_t)id, 0,
+                                          &found);
             if (rc == PGS_OK) {
                 CHECK(((object *)found)->id == id);
                 CHECK(((object *)found)->refs > 0);

@@ -93,8 +93,8 @@ test_series_cap(void)
     pgs_histogram *histogram;
     size_t index;
 
-    CHECK(pgs_histogram_create(&histogram, pgs_histogram_default_bounds, 3, 2) ==
-          PGS_OK);
+    CHECK(pgs_histogram_create(&histogram, pgs_histogram_default_bounds, 3,
+                               2) == PGS_OK);
     CHECK(pgs_histogram_add_series(histogram, &index) == PGS_OK);
     CHECK(pgs_histogram_add_series(histogram, &index) == PGS_OK);
     CHECK(index == 1);

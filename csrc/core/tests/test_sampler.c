@@ -61,13 +61,13 @@ make_sampler(int64_t interval_ns)
 }
 
 static const pgs_gauge_reading *
-find(const pgs_gauge_reading *readings, size_t n, int family,
-     const char *label)
+find(const pgs_gauge_reading *readings, size_t n, int family, const char *label)
 {
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (readings[i].family == family && strcmp(readings[i].label, label) == 0)
+        if (readings[i].family == family &&
+            strcmp(readings[i].label, label) == 0)
             return &readings[i];
     }
     return NULL;
@@ -362,16 +362,15 @@ test_thread_ticks_until_stopped(void)
     CHECK(pgs_sampler_start(sampler) == PGS_OK);
     CHECK(pgs_sampler_start(sampler) == PGS_OK); /* idempotent */
     CHECK(pgs_sampler_is_running(sampler));
-    CHECK(pgs_sampler_wait_ticks(sampler, 5,
-                                 pgs_monotonic_ns() + 5 * PGS_NS_PER_SEC) ==
-          PGS_OK);
+    CHECK(pgs_sampler_wait_ticks(
+              sampler, 5, pgs_monotonic_ns() + 5 * PGS_NS_PER_SEC) == PGS_OK);
     pgs_sampler_stop(sampler);
     pgs_sampler_stop(sampler); /* idempotent */
     CHECK(!pgs_sampler_is_running(sampler));
     ticks = pgs_sampler_ticks(sampler);
     CHECK(ticks >= 5);
-    CHECK(pgs_sampler_wait_ticks(sampler, ticks + 1, pgs_monotonic_ns() +
-                                                         PGS_NS_PER_SEC / 50) ==
+    CHECK(pgs_sampler_wait_ticks(sampler, ticks + 1,
+                                 pgs_monotonic_ns() + PGS_NS_PER_SEC / 50) ==
           PGS_ETIMEDOUT);
 
     /* A stopped sampler starts again. */
@@ -388,15 +387,13 @@ test_set_interval_wakes_thread(void)
     pgs_sampler *sampler = make_sampler(3600 * PGS_NS_PER_SEC);
 
     CHECK(pgs_sampler_start(sampler) == PGS_OK);
-    CHECK(pgs_sampler_wait_ticks(sampler, 1,
-                                 pgs_monotonic_ns() + 5 * PGS_NS_PER_SEC) ==
-          PGS_OK);
+    CHECK(pgs_sampler_wait_ticks(
+              sampler, 1, pgs_monotonic_ns() + 5 * PGS_NS_PER_SEC) == PGS_OK);
     CHECK(pgs_sampler_set_interval(sampler, 0) == PGS_EINVAL);
     CHECK(pgs_sampler_set_interval(sampler, PGS_NS_PER_SEC / 1000) == PGS_OK);
     /* The old deadline an hour away was replaced at the next wait. */
-    CHECK(pgs_sampler_wait_ticks(sampler, 3,
-                                 pgs_monotonic_ns() + 5 * PGS_NS_PER_SEC) ==
-          PGS_OK);
+    CHECK(pgs_sampler_wait_ticks(
+              sampler, 3, pgs_monotonic_ns() + 5 * PGS_NS_PER_SEC) == PGS_OK);
     pgs_sampler_free(sampler);
 }
 
