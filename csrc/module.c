@@ -44,6 +44,12 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->pool_type);
     Py_VISIT(state->future_type);
     Py_VISIT(state->logger);
+    Py_VISIT(state->str_cond);
+    Py_VISIT(state->str_state);
+    Py_VISIT(state->str_result);
+    Py_VISIT(state->str_exception);
+    Py_VISIT(state->state_running);
+    Py_VISIT(state->state_finished);
     return 0;
 }
 
@@ -57,6 +63,12 @@ module_clear(PyObject *module)
     Py_CLEAR(state->pool_type);
     Py_CLEAR(state->future_type);
     Py_CLEAR(state->logger);
+    Py_CLEAR(state->str_cond);
+    Py_CLEAR(state->str_state);
+    Py_CLEAR(state->str_result);
+    Py_CLEAR(state->str_exception);
+    Py_CLEAR(state->state_running);
+    Py_CLEAR(state->state_finished);
     return 0;
 }
 

@@ -17,8 +17,11 @@ typedef struct pgs_state {
 
     /* pool_binding.c */
     PyTypeObject *pool_type;
-    PyObject *future_type; /* concurrent.futures.Future */
+    PyObject *future_type; /* pygamesvc._future.PoolFuture */
     PyObject *logger;      /* logging.getLogger("pygamesvc") */
+    /* Attribute names and states used to settle a PoolFuture directly. */
+    PyObject *str_cond, *str_state, *str_result, *str_exception;
+    PyObject *state_running, *state_finished;
 } pgs_state;
 
 extern PyModuleDef pgs_module_def;

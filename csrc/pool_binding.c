@@ -88,6 +88,7 @@ release_ctx_objects(pool_ctx *ctx)
     Py_CLEAR(ctx->on_error);
     Py_CLEAR(ctx->logger);
     Py_CLEAR(ctx->name);
+    Py_CLEAR(ctx->module);
 }
 
 
@@ -192,39 +193,81 @@ call_task(pgs_job *job, PyObject **callable)
 }
 
 
+/*
+ * Move a PoolFuture into `state` directly when no thread has created its
+ * condition: then nobody waits on it or has added a callback (see
+ * pygamesvc/_future.py).  Returns 1 if it did, 0 if the caller must use the
+ * locked Future methods, -1 with an exception set.  No Python code runs
+ * between the check and the stores, so the GIL makes the pair atomic.
+ */
+static int
+settle_directly(pgs_state *state, PyObject *future, PyObject *field,
+                PyObject *value, PyObject *new_state)
+{
+    PyObject *cond = PyObject_GetAttr(future, state->str_cond);
+    int untouched;
+
+    if (cond == NULL)
+        return -1;
+    untouched = cond == Py_None;
+    Py_DECREF(cond);
+    if (!untouched)
+        return 0;
+    if (field != NULL && PyObject_SetAttr(future, field, value) < 0)
+        return -1;
+    if (PyObject_SetAttr(future, state->str_state, new_state) < 0)
+        return -1;
+    return 1;
+}
+
+
 /* Run a submit() task and settle its future; returns 1 if the task raised. */
 static int
-run_submitted(pgs_job *job)
+run_submitted(pgs_state *state, pgs_job *job)
 {
     PyObject *future = job->data[TASK_HEAD];
-    PyObject *callable, *result, *outcome, *exc;
-    int failed = 0, running;
+    PyObject *callable, *result, *outcome = NULL, *exc;
+    int failed = 0, done, running;
 
-    outcome = PyObject_CallMethod(future, "set_running_or_notify_cancel", NULL);
-    if (outcome == NULL) {
-        PyErr_WriteUnraisable(future);
-        return 1;
+    done = settle_directly(state, future, NULL, NULL, state->state_running);
+    if (done == 0) {
+        outcome = PyObject_CallMethod(future, "set_running_or_notify_cancel",
+                                      NULL);
+        if (outcome == NULL)
+            goto unraisable;
+        running = PyObject_IsTrue(outcome);
+        Py_CLEAR(outcome);
+        if (running <= 0)
+            return 0; /* cancelled before it started */
     }
-    running = PyObject_IsTrue(outcome);
-    Py_DECREF(outcome);
-    if (running <= 0)
-        return 0; /* cancelled before it started */
+    else if (done < 0)
+        goto unraisable;
 
     result = call_task(job, &callable);
     if (result != NULL) {
-        outcome = PyObject_CallMethod(future, "set_result", "O", result);
+        done = settle_directly(state, future, state->str_result, result,
+                               state->state_finished);
+        if (done == 0)
+            outcome = PyObject_CallMethod(future, "set_result", "O", result);
         Py_DECREF(result);
     }
     else {
         failed = 1;
         exc = pgs_fetch_exception();
-        outcome = PyObject_CallMethod(future, "set_exception", "O", exc);
+        done = settle_directly(state, future, state->str_exception, exc,
+                               state->state_finished);
+        if (done == 0)
+            outcome = PyObject_CallMethod(future, "set_exception", "O", exc);
         Py_DECREF(exc);
     }
-    if (outcome == NULL)
-        PyErr_WriteUnraisable(future);
+    if (done < 0 || (done == 0 && outcome == NULL))
+        goto unraisable;
     Py_XDECREF(outcome);
     return failed;
+
+unraisable:
+    PyErr_WriteUnraisable(future);
+    return 1;
 }
 
 
@@ -236,7 +279,7 @@ run_task(pool_ctx *ctx, pgs_job *job)
     int failed = 0;
 
     if (job->fn == submit_kind) {
-        failed = run_submitted(job);
+        failed = run_submitted(ctx->state, job);
     }
     else {
         result = call_task(job, &callable);
@@ -741,6 +784,8 @@ new_ctx(PoolObject *self, PyObject *on_error)
     ctx->on_error = on_error == Py_None ? NULL : Py_NewRef(on_error);
     ctx->logger = Py_NewRef(self->state->logger);
     ctx->name = Py_NewRef(self->name);
+    ctx->module = Py_NewRef(self->module);
+    ctx->state = self->state;
     return ctx;
 }
 
@@ -999,10 +1044,41 @@ static PyMethodDef pool_functions[] = {
 };
 
 
+static int
+load_future_support(pgs_state *state)
+{
+    PyObject *future_module, *base;
+
+    future_module = PyImport_ImportModule("pygamesvc._future");
+    if (future_module == NULL)
+        return -1;
+    state->future_type = PyObject_GetAttrString(future_module, "PoolFuture");
+    Py_DECREF(future_module);
+    if (state->future_type == NULL)
+        return -1;
+    base = PyImport_ImportModule("concurrent.futures._base");
+    if (base == NULL)
+        return -1;
+    state->state_running = PyObject_GetAttrString(base, "RUNNING");
+    state->state_finished = PyObject_GetAttrString(base, "FINISHED");
+    Py_DECREF(base);
+    if (state->state_running == NULL || state->state_finished == NULL)
+        return -1;
+    state->str_cond = PyUnicode_InternFromString("_cond");
+    state->str_state = PyUnicode_InternFromString("_state");
+    state->str_result = PyUnicode_InternFromString("_result");
+    state->str_exception = PyUnicode_InternFromString("_exception");
+    if (!state->str_cond || !state->str_state || !state->str_result ||
+        !state->str_exception)
+        return -1;
+    return 0;
+}
+
+
 int
 pgs_pool_register(PyObject *module, pgs_state *state)
 {
-    PyObject *futures, *logging;
+    PyObject *logging;
 
     state->pool_type =
         (PyTypeObject *)PyType_FromModuleAndSpec(module, &pool_spec, NULL);
@@ -1013,12 +1089,7 @@ pgs_pool_register(PyObject *module, pgs_state *state)
     if (PyModule_AddFunctions(module, pool_functions) < 0)
         return -1;
 
-    futures = PyImport_ImportModule("concurrent.futures");
-    if (futures == NULL)
-        return -1;
-    state->future_type = PyObject_GetAttrString(futures, "Future");
-    Py_DECREF(futures);
-    if (state->future_type == NULL)
+    if (load_future_support(state) < 0)
         return -1;
 
     logging = PyImport_ImportModule("logging");

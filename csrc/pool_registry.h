@@ -18,6 +18,8 @@ typedef struct pool_ctx {
     PyObject *on_error; /* strong reference or NULL */
     PyObject *logger;   /* strong reference */
     PyObject *name;     /* strong reference, a str */
+    PyObject *module;   /* strong reference: keeps `state` alive */
+    pgs_state *state;
     pgs_pool *pool;     /* borrowed: the pool whose hooks point here */
     int live_threads;   /* workers that entered; changed with the GIL held */
     int abandoned;      /* owner gave up its object; set with the GIL held */
