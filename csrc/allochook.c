@@ -18,6 +18,13 @@
  * copy, and copies are never freed (there is one per distinct allocator
  * seen, so a handful per process).
  *
+ * If the code being measured replaces an allocator (tracemalloc.start() or
+ * stop()), stopping cannot know whether the hooks are still inside the new
+ * allocator's chain, so it raises and leaves that domain alone.  The hooks
+ * stay harmless there: they forward and count nothing.  Later counts are
+ * refused while the hooks might be in such a chain, since pointing them at
+ * a new target could make them call themselves.
+ *
  * Starting, stopping and the bookkeeping below run with the GIL held.
  */
 #include "module.h"
@@ -59,6 +66,19 @@ static _Thread_local thread_tally tally;
 
 /* Nonzero while the hooks are installed; GIL-protected. */
 static int installed;
+
+/* Per domain: a count ended while another allocator (tracemalloc's, say)
+   sat on top of the hooks, so the hooks may still be in that allocator's
+   chain and forward_to must not change.  Cleared once the hooks are on top
+   again.  GIL-protected. */
+static int buried[DOMAIN_COUNT];
+
+/* The allocators found when the module was first loaded, if tracemalloc
+   was not tracing then.  Such allocators call no hook, so when one of them
+   is current again, the hooks are in no chain and buried can be cleared.
+   GIL-protected. */
+static PyMemAllocatorEx initial[DOMAIN_COUNT];
+static int have_initial;
 
 
 static inline const PyMemAllocatorEx *
@@ -181,6 +201,26 @@ start_counting(void)
     }
     for (domain = 0; domain < DOMAIN_COUNT; domain++) {
         PyMem_GetAllocator(python_domains[domain], &current);
+        /* The hooks are still installed when an earlier count could not
+           remove them, and tracemalloc.stop() has put them back since.
+           Wrapping them again would make them call themselves. */
+        if (same_allocator(&current, &hooks[domain])) {
+            found[domain] = atomic_load_explicit(&forward_to[domain],
+                                                 memory_order_acquire);
+            buried[domain] = 0;
+            continue;
+        }
+        if (buried[domain] && have_initial &&
+            same_allocator(&current, &initial[domain]))
+            buried[domain] = 0;
+        if (buried[domain]) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "cannot count allocations: the allocator that "
+                            "replaced the hooks of an earlier count is still "
+                            "installed (stop tracemalloc if it was started "
+                            "during that count)");
+            return -1;
+        }
         found[domain] = intern_allocator(&current);
         if (found[domain] == NULL) {
             PyErr_NoMemory();
@@ -227,6 +267,7 @@ stop_counting(uint64_t *calls)
     for (domain = 0; domain < DOMAIN_COUNT; domain++) {
         PyMem_GetAllocator(python_domains[domain], &current);
         if (!same_allocator(&current, &hooks[domain])) {
+            buried[domain] = 1;
             replaced = 1;
             continue;
         }
@@ -347,6 +388,55 @@ loop(PyObject *module, PyObject *args, PyObject *kwargs)
 }
 
 
+/*
+ * _count_call(fn, args, kwargs) -> (result, allocs)
+ *
+ * Call fn(*args, **kwargs) once with the hooks installed around the call
+ * only.  kwargs may be None.  If fn raises, the exception propagates and
+ * the count is lost.
+ */
+static PyObject *
+count_one_call(PyObject *module, PyObject *args)
+{
+    PyObject *fn, *call_args, *call_kwargs, *result, *exc;
+    uint64_t calls = 0;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOO:_count_call", &fn, &call_args,
+                          &call_kwargs))
+        return NULL;
+    if (!PyTuple_Check(call_args)) {
+        PyErr_Format(PyExc_TypeError, "args must be a tuple, got %.100s",
+                     Py_TYPE(call_args)->tp_name);
+        return NULL;
+    }
+    if (call_kwargs == Py_None || (PyDict_Check(call_kwargs) &&
+                                   PyDict_GET_SIZE(call_kwargs) == 0))
+        call_kwargs = NULL;
+    else if (!PyDict_Check(call_kwargs)) {
+        PyErr_Format(PyExc_TypeError, "kwargs must be a dict or None, got %.100s",
+                     Py_TYPE(call_kwargs)->tp_name);
+        return NULL;
+    }
+    if (start_counting() < 0)
+        return NULL;
+    result = PyObject_Call(fn, call_args, call_kwargs);
+    exc = result == NULL ? pgs_fetch_exception() : NULL;
+    if (stop_counting(&calls) < 0) {
+        if (exc == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    if (exc != NULL) {
+        pgs_restore_exception(exc);
+        return NULL;
+    }
+    return Py_BuildValue("(NK)", result, (unsigned long long)calls);
+}
+
+
 static PyMethodDef allochook_functions[] = {
     {"_alloc_count_start", alloc_count_start, METH_NOARGS,
      "Start counting the calling thread's allocations (RAW, MEM, OBJ)."},
@@ -355,13 +445,46 @@ static PyMethodDef allochook_functions[] = {
     {"_loop", (PyCFunction)(void (*)(void))loop, METH_VARARGS | METH_KEYWORDS,
      "_loop(fn, n, count_allocs=False)\n--\n\n"
      "Call fn() n times; return (elapsed_ns, allocs or None)."},
+    {"_count_call", count_one_call, METH_VARARGS,
+     "_count_call(fn, args, kwargs)\n--\n\n"
+     "Call fn(*args, **kwargs) once; return (result, allocs)."},
     {NULL, NULL, 0, NULL},
 };
+
+
+/* Record the allocators in place now unless tracemalloc's hooks are among
+   them; 0, or -1 with an exception set. */
+static int
+record_initial_allocators(void)
+{
+    PyObject *tracemalloc, *tracing;
+    int domain, is_tracing;
+
+    if (have_initial || installed)
+        return 0;
+    tracemalloc = PyImport_ImportModule("tracemalloc");
+    if (tracemalloc == NULL)
+        return -1;
+    tracing = PyObject_CallMethod(tracemalloc, "is_tracing", NULL);
+    Py_DECREF(tracemalloc);
+    if (tracing == NULL)
+        return -1;
+    is_tracing = PyObject_IsTrue(tracing);
+    Py_DECREF(tracing);
+    if (is_tracing != 0)
+        return is_tracing < 0 ? -1 : 0;
+    for (domain = 0; domain < DOMAIN_COUNT; domain++)
+        PyMem_GetAllocator(python_domains[domain], &initial[domain]);
+    have_initial = 1;
+    return 0;
+}
 
 
 int
 pgs_allochook_register(PyObject *module, pgs_state *state)
 {
     (void)state;
+    if (record_initial_allocators() < 0)
+        return -1;
     return PyModule_AddFunctions(module, allochook_functions);
 }

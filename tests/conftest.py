@@ -1,12 +1,13 @@
-"""Shared test setup: make sure the pygamesvc pytest plugin is active.
+"""Shared test setup: the pygamesvc pytest plugin and pytester.
 
-An installed pygamesvc registers the plugin through its pytest11 entry
-point.  Running from a source checkout (the in-place build) has no entry
-point, so the plugin is registered here; registering it twice would fail,
-hence the check.
+An installed pygamesvc registers its plugin through the pytest11 entry
+point.  A source checkout with an in-place build has no entry point, so the
+plugin is registered here; registering it twice would fail, hence the
+check.
 """
 
 import sys
 
+pytest_plugins = ["pytester"]
 if "pygamesvc.pytest_plugin" not in sys.modules:
-    pytest_plugins = ["pygamesvc.pytest_plugin"]
+    pytest_plugins.append("pygamesvc.pytest_plugin")
