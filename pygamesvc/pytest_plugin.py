@@ -364,7 +364,10 @@ def pytest_pyfunc_call(pyfuncitem):
     try:
         kwargs = _budget_args(*marker.args, **marker.kwargs)
     except TypeError as exc:
-        pytest.fail(f"invalid budget marker: {exc}", pytrace=False)
+        kwargs = None
+        error = f"invalid budget marker: {exc}"
+    if kwargs is None:
+        pytest.fail(error, pytrace=False)
     if kwargs["margin"] is None:
         kwargs["margin"] = state.margin
     function = pyfuncitem.obj
@@ -374,12 +377,15 @@ def pytest_pyfunc_call(pyfuncitem):
     # call and add it to allocs/op.
     args = [pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames]
     call = functools.partial(function, *args) if args else function
+    breach = None
     try:
         measurement = _budget.check_budget(call, **kwargs)
     except _budget.BudgetExceeded as exc:
-        _record(pyfuncitem, state, exc.measurement)
-        pytest.fail(str(exc), pytrace=False)
+        measurement = exc.measurement
+        breach = str(exc)
     _record(pyfuncitem, state, measurement)
+    if breach is not None:
+        pytest.fail(breach, pytrace=False)
     return True
 
 
