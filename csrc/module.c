@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "metrics.h"
 #include "pgs_fork.h"
 
 
@@ -29,6 +30,16 @@ module_exec(PyObject *module)
         return -1;
     if (pgs_pool_register(module, state) < 0)
         return -1;
+    if (pgs_cache_register(module, state) < 0)
+        return -1;
+    if (pgs_histogram_register(module, state) < 0)
+        return -1;
+    if (pgs_counter_register(module, state) < 0)
+        return -1;
+    if (pgs_sampler_register(module, state) < 0)
+        return -1;
+    if (pgs_gc_register(module, state) < 0)
+        return -1;
     if (pgs_allochook_register(module, state) < 0)
         return -1;
     return 0;
@@ -44,12 +55,18 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->pool_type);
     Py_VISIT(state->future_type);
     Py_VISIT(state->logger);
+    Py_VISIT(state->histogram_type);
+    Py_VISIT(state->histogram_child_type);
+    Py_VISIT(state->counter_type);
+    Py_VISIT(state->counter_child_type);
     Py_VISIT(state->str_cond);
     Py_VISIT(state->str_state);
     Py_VISIT(state->str_result);
     Py_VISIT(state->str_exception);
     Py_VISIT(state->state_running);
     Py_VISIT(state->state_finished);
+    Py_VISIT(state->cache_type);
+    Py_VISIT(state->cache_miss_method);
     return 0;
 }
 
@@ -63,12 +80,18 @@ module_clear(PyObject *module)
     Py_CLEAR(state->pool_type);
     Py_CLEAR(state->future_type);
     Py_CLEAR(state->logger);
+    Py_CLEAR(state->histogram_type);
+    Py_CLEAR(state->histogram_child_type);
+    Py_CLEAR(state->counter_type);
+    Py_CLEAR(state->counter_child_type);
     Py_CLEAR(state->str_cond);
     Py_CLEAR(state->str_state);
     Py_CLEAR(state->str_result);
     Py_CLEAR(state->str_exception);
     Py_CLEAR(state->state_running);
     Py_CLEAR(state->state_finished);
+    Py_CLEAR(state->cache_type);
+    Py_CLEAR(state->cache_miss_method);
     return 0;
 }
 

@@ -22,6 +22,15 @@ typedef struct pgs_state {
     /* Attribute names and states used to settle a PoolFuture directly. */
     PyObject *str_cond, *str_state, *str_result, *str_exception;
     PyObject *state_running, *state_finished;
+
+    /* cache_binding.c */
+    PyTypeObject *cache_type;
+    PyObject *cache_miss_method; /* interned "_get_or_set_miss" */
+    /* metrics_histogram.c, metrics_counter.c */
+    PyTypeObject *histogram_type;
+    PyTypeObject *histogram_child_type;
+    PyTypeObject *counter_type;
+    PyTypeObject *counter_child_type;
 } pgs_state;
 
 extern PyModuleDef pgs_module_def;
@@ -85,6 +94,8 @@ pgs_restore_exception(PyObject *exc)
 /* Each binding file adds its types and objects to the module; 0 or -1. */
 int pgs_errors_register(PyObject *module, pgs_state *state);
 int pgs_pool_register(PyObject *module, pgs_state *state);
+int pgs_cache_register(PyObject *module, pgs_state *state);
 int pgs_allochook_register(PyObject *module, pgs_state *state);
+/* The metrics binding files declare theirs in metrics.h. */
 
 #endif

@@ -2,32 +2,18 @@
  * pool_binding.c - pygamesvc._core.WorkerPool, the Python face of pool.c.
  *
  * Tasks travel through the core queue as pgs_job values that own strong
- * references to their Python objects; the worker that runs a task releases
- * them with the GIL held.  A worker takes the GIL once per batch: after one
- * task it pops further tasks without waiting, up to BATCH_MAX, so a stream
- * of small tasks costs one GIL hand-off per batch, not per task.  Python's
- * own switch interval still preempts a long batch at bytecode boundaries.
+ * references to their Python objects (see pool_task.h); pool_worker.c runs
+ * them on the worker threads.
  */
 #include <unistd.h>
 
-#include "module.h"
+#include "pool_task.h"
 #include "structmember.h"
 #include "pgs_error.h"
 #include "pgs_time.h"
-#include "pool.h"
-#include "pool_registry.h"
 
-#define BATCH_MAX 64
 #define DEFAULT_QUEUE_PER_WORKER 256
 #define DRAIN_CHUNK 64
-
-/*
- * Payload of a task job.  data[0] is the callable for execute() and the
- * Future for submit(); data[1] is NULL or a tuple whose first item is the
- * callable followed by its positional arguments; data[2] is NULL or a dict
- * of keyword arguments.  pgs_job.fn tells the two kinds apart.
- */
-enum { TASK_HEAD = 0, TASK_ARGS = 1, TASK_KWARGS = 2 };
 
 typedef struct {
     PyObject_HEAD
@@ -48,268 +34,6 @@ typedef struct {
 /* Set by _shutdown_all once the interpreter starts to exit; GIL-protected. */
 static int interpreter_exiting;
 static unsigned long pool_counter;
-
-static _Thread_local PyThreadState *worker_tstate;
-static _Thread_local PyGILState_STATE worker_gilstate;
-
-
-/* Job kind markers.  The worker calls neither; it compares pgs_job.fn. */
-static void
-execute_kind(pgs_job *job)
-{
-    (void)job;
-}
-
-
-static void
-submit_kind(pgs_job *job)
-{
-    (void)job;
-    execute_kind(job);
-}
-
-
-static void
-clear_job(pgs_job *job)
-{
-    Py_XDECREF((PyObject *)job->data[TASK_HEAD]);
-    Py_XDECREF((PyObject *)job->data[TASK_ARGS]);
-    Py_XDECREF((PyObject *)job->data[TASK_KWARGS]);
-}
-
-
-/* ---------------------------------------------------------------------
- * Worker side: these run on pool threads.
- */
-
-static void
-release_ctx_objects(pool_ctx *ctx)
-{
-    Py_CLEAR(ctx->on_error);
-    Py_CLEAR(ctx->logger);
-    Py_CLEAR(ctx->name);
-    Py_CLEAR(ctx->module);
-}
-
-
-static void
-ctx_thread_enter(void *arg)
-{
-    pool_ctx *ctx = arg;
-
-    worker_gilstate = PyGILState_Ensure();
-    ctx->live_threads++;
-    worker_tstate = PyEval_SaveThread();
-}
-
-
-static void
-ctx_thread_exit(void *arg)
-{
-    pool_ctx *ctx = arg;
-
-    PyEval_RestoreThread(worker_tstate);
-    ctx->live_threads--;
-    if (ctx->live_threads == 0 && ctx->abandoned)
-        release_ctx_objects(ctx);
-    PyGILState_Release(worker_gilstate);
-    worker_tstate = NULL;
-}
-
-
-static void
-ctx_destroy(void *arg)
-{
-    pool_ctx *ctx = arg;
-
-    pgs_registry_remove(ctx);
-    PyMem_RawFree(ctx);
-}
-
-
-/* Log `message % (subject, pool name)` with exc's traceback; never raises. */
-static void
-log_exception(pool_ctx *ctx, const char *message, PyObject *subject,
-              PyObject *exc)
-{
-    PyObject *method, *args = NULL, *kwargs = NULL, *result = NULL;
-
-    method = PyObject_GetAttrString(ctx->logger, "error");
-    if (method != NULL) {
-        args = Py_BuildValue("(sOO)", message, subject, ctx->name);
-        kwargs = Py_BuildValue("{sO}", "exc_info", exc);
-    }
-    if (args != NULL && kwargs != NULL)
-        result = PyObject_Call(method, args, kwargs);
-    if (result == NULL)
-        PyErr_WriteUnraisable(subject);
-    Py_XDECREF(result);
-    Py_XDECREF(kwargs);
-    Py_XDECREF(args);
-    Py_XDECREF(method);
-}
-
-
-/* Hand a fire-and-forget task's exception (the current one) to on_error, or
-   log it when there is no handler or the handler raised. */
-static void
-report_task_error(pool_ctx *ctx, PyObject *callable)
-{
-    PyObject *exc = pgs_fetch_exception();
-    PyObject *result, *handler_exc;
-
-    if (ctx->on_error == NULL) {
-        log_exception(ctx, "task %r in WorkerPool %r raised", callable, exc);
-        Py_DECREF(exc);
-        return;
-    }
-    result = PyObject_CallOneArg(ctx->on_error, exc);
-    if (result == NULL) {
-        handler_exc = pgs_fetch_exception();
-        log_exception(ctx, "task %r in WorkerPool %r raised", callable, exc);
-        log_exception(ctx, "on_error handler %r of WorkerPool %r raised",
-                      ctx->on_error, handler_exc);
-        Py_DECREF(handler_exc);
-    }
-    Py_XDECREF(result);
-    Py_DECREF(exc);
-}
-
-
-/* Call the task's callable; returns a new reference or NULL with an error. */
-static PyObject *
-call_task(pgs_job *job, PyObject **callable)
-{
-    PyObject *args = job->data[TASK_ARGS];
-    PyObject *kwargs = job->data[TASK_KWARGS];
-
-    if (args == NULL) {
-        *callable = job->data[TASK_HEAD];
-        return PyObject_CallNoArgs(*callable);
-    }
-    *callable = PyTuple_GET_ITEM(args, 0);
-    return PyObject_VectorcallDict(*callable, &PyTuple_GET_ITEM(args, 1),
-                                   (size_t)PyTuple_GET_SIZE(args) - 1, kwargs);
-}
-
-
-/*
- * Move a PoolFuture into `state` directly when no thread has created its
- * condition: then nobody waits on it or has added a callback (see
- * pygamesvc/_future.py).  Returns 1 if it did, 0 if the caller must use the
- * locked Future methods, -1 with an exception set.  No Python code runs
- * between the check and the stores, so the GIL makes the pair atomic.
- */
-static int
-settle_directly(pgs_state *state, PyObject *future, PyObject *field,
-                PyObject *value, PyObject *new_state)
-{
-    PyObject *cond = PyObject_GetAttr(future, state->str_cond);
-    int untouched;
-
-    if (cond == NULL)
-        return -1;
-    untouched = cond == Py_None;
-    Py_DECREF(cond);
-    if (!untouched)
-        return 0;
-    if (field != NULL && PyObject_SetAttr(future, field, value) < 0)
-        return -1;
-    if (PyObject_SetAttr(future, state->str_state, new_state) < 0)
-        return -1;
-    return 1;
-}
-
-
-/* Run a submit() task and settle its future; returns 1 if the task raised. */
-static int
-run_submitted(pgs_state *state, pgs_job *job)
-{
-    PyObject *future = job->data[TASK_HEAD];
-    PyObject *callable, *result, *outcome = NULL, *exc;
-    int failed = 0, done, running;
-
-    done = settle_directly(state, future, NULL, NULL, state->state_running);
-    if (done == 0) {
-        outcome = PyObject_CallMethod(future, "set_running_or_notify_cancel",
-                                      NULL);
-        if (outcome == NULL)
-            goto unraisable;
-        running = PyObject_IsTrue(outcome);
-        Py_CLEAR(outcome);
-        if (running <= 0)
-            return 0; /* cancelled before it started */
-    }
-    else if (done < 0)
-        goto unraisable;
-
-    result = call_task(job, &callable);
-    if (result != NULL) {
-        done = settle_directly(state, future, state->str_result, result,
-                               state->state_finished);
-        if (done == 0)
-            outcome = PyObject_CallMethod(future, "set_result", "O", result);
-        Py_DECREF(result);
-    }
-    else {
-        failed = 1;
-        exc = pgs_fetch_exception();
-        done = settle_directly(state, future, state->str_exception, exc,
-                               state->state_finished);
-        if (done == 0)
-            outcome = PyObject_CallMethod(future, "set_exception", "O", exc);
-        Py_DECREF(exc);
-    }
-    if (done < 0 || (done == 0 && outcome == NULL))
-        goto unraisable;
-    Py_XDECREF(outcome);
-    return failed;
-
-unraisable:
-    PyErr_WriteUnraisable(future);
-    return 1;
-}
-
-
-/* Run one task with the GIL held; returns 1 if it raised. */
-static int
-run_task(pool_ctx *ctx, pgs_job *job)
-{
-    PyObject *callable, *result;
-    int failed = 0;
-
-    if (job->fn == submit_kind) {
-        failed = run_submitted(ctx->state, job);
-    }
-    else {
-        result = call_task(job, &callable);
-        if (result == NULL) {
-            failed = 1;
-            report_task_error(ctx, callable);
-        }
-        Py_XDECREF(result);
-    }
-    clear_job(job);
-    return failed;
-}
-
-
-static void
-ctx_run(void *arg, pgs_pool *pool, pgs_job *job)
-{
-    pool_ctx *ctx = arg;
-    int n = 0, failed;
-
-    PyEval_RestoreThread(worker_tstate);
-    for (;;) {
-        failed = run_task(ctx, job);
-        pgs_pool_task_done(pool, failed);
-        if (++n >= BATCH_MAX || pgs_pool_try_pop(pool, job) != PGS_OK)
-            break;
-    }
-    worker_tstate = PyEval_SaveThread();
-}
-
 
 /* ---------------------------------------------------------------------
  * Submitter side
@@ -466,7 +190,7 @@ static PyObject *
 pool_execute_common(PoolObject *self, PyObject *const *args, size_t nargsf,
                     PyObject *kwnames, int wait, const char *method)
 {
-    pgs_job job = {execute_kind, {NULL, NULL, NULL}};
+    pgs_job job = {pgs_execute_kind, {NULL, NULL, NULL}};
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     int rc;
 
@@ -476,7 +200,7 @@ pool_execute_common(PoolObject *self, PyObject *const *args, size_t nargsf,
         return NULL;
     rc = push_job(self, &job, wait);
     if (rc != 0) {
-        clear_job(&job);
+        pgs_clear_job(&job);
         if (rc < 0)
             return NULL;
         Py_RETURN_FALSE;
@@ -510,7 +234,7 @@ pool_submit(PyObject *op, PyObject *const *args, size_t nargsf,
             PyObject *kwnames)
 {
     PoolObject *self = (PoolObject *)op;
-    pgs_job job = {submit_kind, {NULL, NULL, NULL}};
+    pgs_job job = {pgs_submit_kind, {NULL, NULL, NULL}};
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *future, *callable;
 
@@ -529,12 +253,12 @@ pool_submit(PyObject *op, PyObject *const *args, size_t nargsf,
     }
     future = PyObject_CallNoArgs(self->state->future_type);
     if (future == NULL) {
-        clear_job(&job);
+        pgs_clear_job(&job);
         return NULL;
     }
     job.data[TASK_HEAD] = Py_NewRef(future);
     if (push_job(self, &job, 1) != 0) {
-        clear_job(&job);
+        pgs_clear_job(&job);
         Py_DECREF(future);
         return NULL;
     }
@@ -607,14 +331,14 @@ cancel_queued(PoolObject *self)
 
     while ((n = pgs_pool_drain(self->pool, jobs, DRAIN_CHUNK)) > 0) {
         for (i = 0; i < n; i++) {
-            if (jobs[i].fn == submit_kind) {
+            if (jobs[i].fn == pgs_submit_kind) {
                 outcome = PyObject_CallMethod(jobs[i].data[TASK_HEAD],
                                               "cancel", NULL);
                 if (outcome == NULL)
                     PyErr_WriteUnraisable(jobs[i].data[TASK_HEAD]);
                 Py_XDECREF(outcome);
             }
-            clear_job(&jobs[i]);
+            pgs_clear_job(&jobs[i]);
         }
     }
 }
@@ -786,6 +510,12 @@ new_ctx(PoolObject *self, PyObject *on_error)
     ctx->name = Py_NewRef(self->name);
     ctx->module = Py_NewRef(self->module);
     ctx->state = self->state;
+    if (pgs_pool_ctx_init_metrics(ctx, self->name) < 0) {
+        pgs_release_ctx_objects(ctx);
+        pgs_pool_ctx_free_metrics(ctx);
+        PyMem_RawFree(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -835,16 +565,17 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     options.capacity = (size_t)self->queue_size;
     options.thread_name = thread_name;
     options.hooks.ctx = self->ctx;
-    options.hooks.thread_enter = ctx_thread_enter;
-    options.hooks.thread_exit = ctx_thread_exit;
-    options.hooks.run = ctx_run;
-    options.hooks.destroy = ctx_destroy;
+    options.hooks.thread_enter = pgs_ctx_thread_enter;
+    options.hooks.thread_exit = pgs_ctx_thread_exit;
+    options.hooks.run = pgs_ctx_run;
+    options.hooks.destroy = pgs_ctx_destroy;
     /* Workers take the GIL as they start; create without holding it. */
     Py_BEGIN_ALLOW_THREADS
     rc = pgs_pool_create(&self->pool, &options);
     Py_END_ALLOW_THREADS
     if (rc != PGS_OK) {
-        release_ctx_objects(self->ctx);
+        pgs_release_ctx_objects(self->ctx);
+        pgs_pool_ctx_free_metrics(self->ctx);
         PyMem_RawFree(self->ctx);
         self->ctx = NULL;
         if (rc == PGS_ETHREAD)
@@ -893,7 +624,7 @@ pool_dealloc(PyObject *op)
             /* Workers finish the queue on their own and free the pool. */
             self->ctx->abandoned = 1;
             if (self->ctx->live_threads == 0)
-                release_ctx_objects(self->ctx);
+                pgs_release_ctx_objects(self->ctx);
             pgs_pool_abandon(self->pool);
         }
         self->pool = NULL;

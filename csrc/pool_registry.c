@@ -9,7 +9,9 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "metrics.h"
 #include "pgs_error.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -120,4 +122,64 @@ pgs_registry_shutdown_all(void)
         pgs_pool_release(pools[i]);
     free(pools);
     return rc;
+}
+
+
+void
+pgs_registry_foreach(pgs_pool_visit_fn visit, void *arg)
+{
+    pool_ctx *ctx;
+
+    /* A pool whose last reference is gone blocks in its destroy hook
+       (pgs_registry_remove) until this loop lets go of the lock, so every
+       ctx->pool seen here is still allocated. */
+    pthread_mutex_lock(&registry_lock);
+    for (ctx = registry_head; ctx != NULL; ctx = ctx->next)
+        visit(arg, ctx);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+
+int
+pgs_pool_ctx_init_metrics(pool_ctx *ctx, PyObject *name)
+{
+    Py_ssize_t length;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(name, &length);
+    size_t index;
+    int rc;
+
+    if (utf8 == NULL)
+        return -1;
+    ctx->c_name = PyMem_RawMalloc((size_t)length + 1);
+    if (ctx->c_name == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(ctx->c_name, utf8, (size_t)length + 1);
+    rc = pgs_histogram_create(&ctx->wait_seconds, pgs_short_seconds_bounds,
+                              pgs_short_seconds_nbounds, 1);
+    if (rc == PGS_OK)
+        rc = pgs_histogram_add_series(ctx->wait_seconds, &index);
+    if (rc == PGS_OK)
+        rc = pgs_histogram_create(&ctx->run_seconds, pgs_short_seconds_bounds,
+                                  pgs_short_seconds_nbounds, 1);
+    if (rc == PGS_OK)
+        rc = pgs_histogram_add_series(ctx->run_seconds, &index);
+    if (rc != PGS_OK) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+
+void
+pgs_pool_ctx_free_metrics(pool_ctx *ctx)
+{
+    PyMem_RawFree(ctx->c_name);
+    ctx->c_name = NULL;
+    pgs_histogram_free(ctx->wait_seconds);
+    ctx->wait_seconds = NULL;
+    pgs_histogram_free(ctx->run_seconds);
+    ctx->run_seconds = NULL;
 }

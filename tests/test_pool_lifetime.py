@@ -245,6 +245,7 @@ def test_open_pools_finish_at_exit(tmp_path, mode, status):
     assert sorted(marker.read_text().split()) == [str(i) for i in range(6)]
 
 
+@pytest.mark.forks
 def test_fork_child_gets_clear_error_and_new_pools():
     result = run_python(
         """

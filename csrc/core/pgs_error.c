@@ -24,6 +24,10 @@ pgs_strerror(int code)
         return "cannot start thread";
     case PGS_EEMPTY:
         return "empty";
+    case PGS_EAGAIN:
+        return "try again";
+    case PGS_EIO:
+        return "process statistic unavailable";
     }
     return "unknown error";
 }

@@ -19,6 +19,8 @@ typedef enum pgs_error {
     PGS_EDEADLK = -7,   /* waiting would deadlock the calling thread */
     PGS_ETHREAD = -8,   /* the OS refused to start a thread */
     PGS_EEMPTY = -9,    /* nothing is queued */
+    PGS_EAGAIN = -10,   /* undecided or changed under the caller: retry */
+    PGS_EIO = -11,      /* the OS did not report a process statistic */
 } pgs_error;
 
 /* Return a short, static, human-readable name for an error code. */

@@ -19,6 +19,7 @@
 #include "pgs_error.h"
 #include "pgs_fork.h"
 #include "pgs_sync.h"
+#include "pgs_time.h"
 
 struct pgs_pool {
     pgs_pool_hooks hooks;
@@ -32,6 +33,7 @@ struct pgs_pool {
     pthread_cond_t exited;    /* the last worker exited */
 
     pgs_job *ring; /* ring_size slots; count of them from head are queued */
+    int64_t *enqueued_ns; /* ring_size slots: when each job was queued */
     size_t ring_size;
     size_t capacity;
     size_t head;
@@ -56,6 +58,7 @@ struct pgs_pool {
 };
 
 static _Thread_local pgs_pool *current_pool;
+static _Thread_local int64_t last_enqueued_ns;
 
 
 static void
@@ -64,16 +67,20 @@ pool_free(pgs_pool *pool)
     void (*destroy)(void *) = pool->hooks.destroy;
     void *ctx = pool->hooks.ctx;
 
+    /* The hook runs first so that whoever lists pools through the hook's
+       context (the metrics registry) can still read this pool until the
+       hook has removed it from that list. */
+    if (destroy != NULL)
+        destroy(ctx);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->not_empty);
     pthread_cond_destroy(&pool->not_full);
     pthread_cond_destroy(&pool->idle);
     pthread_cond_destroy(&pool->exited);
     free(pool->ring);
+    free(pool->enqueued_ns);
     free(pool->threads);
     free(pool);
-    if (destroy != NULL)
-        destroy(ctx);
 }
 
 
@@ -99,6 +106,7 @@ static void
 pop_locked(pgs_pool *pool, pgs_job *out)
 {
     *out = pool->ring[pool->head];
+    last_enqueued_ns = pool->enqueued_ns[pool->head];
     pool->head = (pool->head + 1) % pool->ring_size;
     pool->count--;
     pool->running++;
@@ -227,9 +235,12 @@ pgs_pool_create(pgs_pool **out, const pgs_pool_options *options)
     pool->ring_size =
         options->capacity > options->workers ? options->capacity : options->workers;
     pool->ring = calloc(pool->ring_size, sizeof(pgs_job));
+    pool->enqueued_ns = calloc(pool->ring_size, sizeof(int64_t));
     pool->threads = calloc(options->workers, sizeof(pthread_t));
-    if (pool->ring == NULL || pool->threads == NULL || init_sync(pool) != PGS_OK) {
+    if (pool->ring == NULL || pool->enqueued_ns == NULL ||
+        pool->threads == NULL || init_sync(pool) != PGS_OK) {
         free(pool->ring);
+        free(pool->enqueued_ns);
         free(pool->threads);
         free(pool);
         return PGS_ENOMEM;
@@ -298,6 +309,7 @@ pgs_pool_push(pgs_pool *pool, const pgs_job *job, int64_t deadline_ns)
     if (rc == PGS_OK) {
         tail = (pool->head + pool->count) % pool->ring_size;
         pool->ring[tail] = *job;
+        pool->enqueued_ns[tail] = pgs_monotonic_ns();
         pool->count++;
         atomic_fetch_add_explicit(&pool->submitted, 1, memory_order_relaxed);
         if (pool->idle_workers > 0)
@@ -506,4 +518,11 @@ pgs_pool *
 pgs_pool_current(void)
 {
     return current_pool;
+}
+
+
+int64_t
+pgs_pool_last_enqueued_ns(void)
+{
+    return last_enqueued_ns;
 }

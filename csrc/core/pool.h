@@ -146,4 +146,8 @@ int pgs_pool_is_inherited(const pgs_pool *pool);
 /* The pool whose worker is the calling thread, or NULL. */
 pgs_pool *pgs_pool_current(void);
 
+/* When the job that the calling worker popped last was queued, in
+   monotonic ns (pgs_monotonic_ns); 0 on a thread that popped nothing. */
+int64_t pgs_pool_last_enqueued_ns(void);
+
 #endif

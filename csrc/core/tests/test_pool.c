@@ -286,6 +286,32 @@ test_rejects_zero_workers(void)
     CHECK(pool == NULL);
 }
 
+static _Atomic int64_t seen_enqueued_ns;
+
+static void
+note_enqueued_job(pgs_job *job)
+{
+    (void)job;
+    atomic_store(&seen_enqueued_ns, pgs_pool_last_enqueued_ns());
+}
+
+static void
+test_worker_sees_enqueue_time(void)
+{
+    pgs_pool *pool = make_pool(1, 4);
+    pgs_job job = {note_enqueued_job, {0}};
+    int64_t before, after;
+
+    CHECK(pgs_pool_last_enqueued_ns() == 0); /* not a worker */
+    before = pgs_monotonic_ns();
+    CHECK(pgs_pool_push(pool, &job, PGS_WAIT_FOREVER) == PGS_OK);
+    after = pgs_monotonic_ns();
+    CHECK(pgs_pool_wait_idle(pool, PGS_WAIT_FOREVER) == PGS_OK);
+    CHECK(atomic_load(&seen_enqueued_ns) >= before);
+    CHECK(atomic_load(&seen_enqueued_ns) <= after);
+    finish(pool);
+}
+
 int
 main(void)
 {
@@ -301,5 +327,6 @@ main(void)
     RUN_TEST(test_abandon_lets_workers_finish);
     RUN_TEST(test_submit_storm);
     RUN_TEST(test_rejects_zero_workers);
+    RUN_TEST(test_worker_sees_enqueue_time);
     return check_report();
 }

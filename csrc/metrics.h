@@ -1,0 +1,65 @@
+/*
+ * metrics.h - declarations shared by the metrics binding files
+ * (metrics_labels.c, metrics_histogram.c, metrics_counter.c,
+ * metrics_sampler.c, metrics_gc.c).
+ */
+#ifndef PGS_METRICS_H
+#define PGS_METRICS_H
+
+#include "module.h"
+
+#include "histogram.h"
+
+/* Gauge families the library records through the sampler, after the
+   sampler's own PGS_GAUGE_RSS_BYTES and PGS_GAUGE_OS_THREADS. */
+enum {
+    PGS_GAUGE_POOL_QUEUED = 8, /* PGS_GAUGE_FIRST_SOURCE */
+    PGS_GAUGE_POOL_RUNNING,
+    PGS_GAUGE_POOL_WORKERS,
+    PGS_GAUGE_CACHE_ENTRIES,
+};
+
+/*
+ * The label part of a Histogram or Counter object: which label names it
+ * has and which series belongs to each combination of values.
+ */
+typedef struct pgs_label_table {
+    PyObject *labelnames; /* tuple of str */
+    PyObject *children;   /* dict: tuple of label values -> child object */
+    PyObject *keys;       /* list of those tuples, in series-index order */
+    Py_ssize_t max_series;
+} pgs_label_table;
+
+/* Check labelnames (a tuple of str) and max_series, then fill the table.
+   Returns 0, or -1 with an exception set. */
+int pgs_label_table_init(pgs_label_table *table, PyObject *labelnames,
+                         Py_ssize_t max_series);
+int pgs_label_table_traverse(pgs_label_table *table, visitproc visit,
+                             void *arg);
+void pgs_label_table_clear(pgs_label_table *table);
+
+/*
+ * Build the key tuple for labels(*values, **named_values) from a vectorcall
+ * argument list; every value must be a str.  Returns a new reference, or
+ * NULL with an exception set.  `metric` names the metric kind in messages.
+ */
+PyObject *pgs_label_key(pgs_label_table *table, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames,
+                        const char *metric);
+
+/* Bucket bounds in seconds for task and GC durations, finer than the
+   Prometheus defaults at the low end because most tasks and collections
+   finish well under 5 ms. */
+extern const double pgs_short_seconds_bounds[];
+extern const size_t pgs_short_seconds_nbounds;
+
+/* Turn a snapshot into a list of cumulative bucket counts. */
+PyObject *pgs_snapshot_buckets(const pgs_histogram_snapshot *snapshot,
+                               size_t nbounds);
+
+int pgs_histogram_register(PyObject *module, pgs_state *state);
+int pgs_counter_register(PyObject *module, pgs_state *state);
+int pgs_sampler_register(PyObject *module, pgs_state *state);
+int pgs_gc_register(PyObject *module, pgs_state *state);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * metrics_common.c - label tables and helpers shared by the metric types.
+ */
+#include "metrics.h"
+
+const double pgs_short_seconds_bounds[] = {
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   0.5,   1.0,
+    2.5,     5.0,      10.0,
+};
+const size_t pgs_short_seconds_nbounds =
+    sizeof(pgs_short_seconds_bounds) / sizeof(double);
+
+
+int
+pgs_label_table_init(pgs_label_table *table, PyObject *labelnames,
+                     Py_ssize_t max_series)
+{
+    Py_ssize_t i;
+
+    if (!PyTuple_Check(labelnames)) {
+        PyErr_Format(PyExc_TypeError,
+                     "labelnames must be a tuple of str, got %.100s",
+                     Py_TYPE(labelnames)->tp_name);
+        return -1;
+    }
+    for (i = 0; i < PyTuple_GET_SIZE(labelnames); i++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(labelnames, i))) {
+            PyErr_Format(PyExc_TypeError,
+                         "labelnames must contain only str, got %.100s at "
+                         "index %zd",
+                         Py_TYPE(PyTuple_GET_ITEM(labelnames, i))->tp_name, i);
+            return -1;
+        }
+    }
+    if (max_series < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "max_series must be a positive int, got %zd", max_series);
+        return -1;
+    }
+    table->labelnames = Py_NewRef(labelnames);
+    table->children = PyDict_New();
+    table->keys = PyList_New(0);
+    table->max_series = PyTuple_GET_SIZE(labelnames) == 0 ? 1 : max_series;
+    if (table->children == NULL || table->keys == NULL)
+        return -1;
+    return 0;
+}
+
+
+int
+pgs_label_table_traverse(pgs_label_table *table, visitproc visit, void *arg)
+{
+    Py_VISIT(table->labelnames);
+    Py_VISIT(table->children);
+    Py_VISIT(table->keys);
+    return 0;
+}
+
+
+void
+pgs_label_table_clear(pgs_label_table *table)
+{
+    Py_CLEAR(table->labelnames);
+    Py_CLEAR(table->children);
+    Py_CLEAR(table->keys);
+}
+
+
+static int
+check_label_value(PyObject *value, PyObject *name, const char *metric)
+{
+    if (PyUnicode_Check(value))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s label %R must be a str, got %.100s",
+                 metric, name, Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+
+PyObject *
+pgs_label_key(pgs_label_table *table, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames, const char *metric)
+{
+    Py_ssize_t nnames = PyTuple_GET_SIZE(table->labelnames);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *key, *name;
+    Py_ssize_t i, j;
+
+    if (nargs + nkw != nnames || (nargs > 0 && nkw > 0)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s labels() takes values for %R, either all by "
+                     "position or all by name; got %zd positional and %zd "
+                     "named values",
+                     metric, table->labelnames, nargs, nkw);
+        return NULL;
+    }
+    key = PyTuple_New(nnames);
+    if (key == NULL)
+        return NULL;
+    for (i = 0; i < nargs; i++) {
+        if (check_label_value(args[i], PyTuple_GET_ITEM(table->labelnames, i),
+                              metric) < 0)
+            goto error;
+        PyTuple_SET_ITEM(key, i, Py_NewRef(args[i]));
+    }
+    /* Named values: place each at the position of its label name. */
+    for (j = 0; j < nkw; j++) {
+        name = PyTuple_GET_ITEM(kwnames, j);
+        for (i = 0; i < nnames; i++) {
+            if (PyUnicode_Compare(name, PyTuple_GET_ITEM(table->labelnames, i)) == 0)
+                break;
+        }
+        if (i == nnames || PyTuple_GET_ITEM(key, i) != NULL) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s labels() got an unknown or repeated label %R; "
+                         "expected the names %R",
+                         metric, name, table->labelnames);
+            goto error;
+        }
+        if (check_label_value(args[j], name, metric) < 0)
+            goto error;
+        PyTuple_SET_ITEM(key, i, Py_NewRef(args[j]));
+    }
+    return key;
+
+error:
+    Py_DECREF(key);
+    return NULL;
+}
+
+
+PyObject *
+pgs_snapshot_buckets(const pgs_histogram_snapshot *snapshot, size_t nbounds)
+{
+    PyObject *list = PyList_New((Py_ssize_t)nbounds + 1), *count;
+    size_t i;
+
+    if (list == NULL)
+        return NULL;
+    for (i = 0; i <= nbounds; i++) {
+        count = PyLong_FromUnsignedLongLong(snapshot->cumulative[i]);
+        if (count == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, count);
+    }
+    return list;
+}

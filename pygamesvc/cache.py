@@ -1,0 +1,199 @@
+"""TTLCache: a thread-safe, lock-striped mapping whose entries expire."""
+
+import collections.abc
+import threading
+import weakref
+
+from pygamesvc import _core
+
+__all__ = ["TTLCache"]
+
+_MISSING = object()
+
+
+class _Flight:
+    """One running factory call of get_or_set, shared by its waiters."""
+
+    __slots__ = ("owner", "done", "value", "error")
+
+    def __init__(self):
+        self.owner = threading.get_ident()
+        self.done = threading.Event()
+        self.value = None
+        self.error = None
+
+
+class _ItemsView(collections.abc.ItemsView):
+    def __iter__(self):
+        for key, value, _ in self._mapping._snapshot():
+            yield key, value
+
+
+class _ValuesView(collections.abc.ValuesView):
+    def __iter__(self):
+        for _, value, _ in self._mapping._snapshot():
+            yield value
+
+
+class TTLCache(_core.TTLCache):
+    """A thread-safe, lock-striped mapping whose entries expire.
+
+    ``TTLCache(maxsize, ttl, *, stripes=None, sweep_interval=None,
+    timer=None, name=None)`` holds at most ``maxsize`` entries (``None``: no
+    bound; ``0``: stores nothing), each for ``ttl`` seconds unless
+    :meth:`set` gives it its own TTL.  Reads, writes, ``len`` and iteration
+    are safe from any thread.  Iteration, ``keys()``, ``values()`` and
+    ``items()`` walk a snapshot of the live entries, so the cache may change
+    meanwhile.
+
+    Expiry is checked on every access and by a sweeper thread that visits a
+    bounded number of entries per stripe every ``sweep_interval`` seconds
+    (default: a quarter of ``ttl``, between 0.05 and 5 s; ``0``: no
+    sweeper).  The sweeper holds no reference to the cache, so a cache
+    that is dropped without :meth:`close` is freed and its thread ends.
+
+    When the cache is full, an insert evicts by a W-TinyLFU policy: recent
+    entries stay in a small LRU window, and an entry leaving that window
+    replaces an older entry only if it was requested more often.
+
+    ``timer`` is a zero-argument callable returning seconds, like
+    ``time.monotonic`` (the default, read with the kernel's coarse clock,
+    which is 1-4 ms granular on Linux).  Caches with a custom timer run no
+    sweeper: call :meth:`expire` to drop expired entries.  ``len(cache)``
+    counts entries that expired but were not yet removed.
+
+    ``name`` labels the cache in metrics.  :meth:`get_or_set` calls its
+    factory once for all threads that miss the same key at the same time.
+    """
+
+    __slots__ = ("_flights", "_flights_lock")
+
+    def __init__(self, maxsize, ttl, *, stripes=None, sweep_interval=None,
+                 timer=None, name=None):
+        # The C type has parsed and validated every argument already.
+        self._flights = {}
+        self._flights_lock = threading.Lock()
+        _live_caches[id(self)] = self
+
+    # -- get_or_set miss path (the hit path is in C) ----------------------
+
+    def _get_or_set_miss(self, key, factory, ttl):
+        with self._flights_lock:
+            value = self.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            if flight.owner == threading.get_ident():
+                raise RuntimeError(
+                    f"get_or_set factory for key {key!r} asked for the same "
+                    "key again; it would wait for itself"
+                )
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value
+        try:
+            value = factory()
+            if ttl is None:
+                self.set(key, value)
+            else:
+                self.set(key, value, ttl)
+            flight.value = value
+            return value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._flights_lock:
+                del self._flights[key]
+            flight.done.set()
+
+    # -- Mapping views over snapshots --------------------------------------
+
+    def keys(self):
+        return collections.abc.KeysView(self)
+
+    def values(self):
+        return _ValuesView(self)
+
+    def items(self):
+        return _ItemsView(self)
+
+    def __eq__(self, other):
+        if not isinstance(other, collections.abc.Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    __hash__ = None
+
+    def update(self, other=(), /, **kwargs):
+        collections.abc.MutableMapping.update(self, other, **kwargs)
+
+    def popitem(self):
+        for key, value, _ in self._snapshot():
+            if self.pop(key, _MISSING) is not _MISSING:
+                return key, value
+        raise KeyError("popitem(): cache is empty")
+
+    # -- Context manager, pickle and copy ----------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __reduce__(self):
+        # Live entries keep their remaining time; a custom timer must itself
+        # be picklable.
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.maxsize,
+                self.ttl,
+                {
+                    "stripes": self.stripes,
+                    "sweep_interval": (
+                        None if self.timer is not None else self.sweep_interval
+                    ),
+                    "timer": self.timer,
+                    "name": self.name,
+                },
+                self._snapshot(),
+            ),
+        )
+
+    def __copy__(self):
+        function, args = self.__reduce__()
+        return function(*args)
+
+
+def _rebuild(cls, maxsize, ttl, options, entries):
+    cache = cls(maxsize, ttl, **options)
+    for key, value, remaining in entries:
+        if remaining > 0:
+            cache.set(key, value, remaining)
+    return cache
+
+
+collections.abc.MutableMapping.register(TTLCache)
+
+# Caches whose sweepers must stop before the interpreter finalizes: a
+# native thread that asks for the GIL during finalization may hang.
+_live_caches = weakref.WeakValueDictionary()
+
+
+def _stop_sweepers_at_exit():
+    _core._disable_cache_sweepers()
+    for cache in list(_live_caches.values()):
+        cache._stop_sweeper()
+
+
+# threading's exit hooks run before non-daemon threads are joined and long
+# before finalization, the same moment WorkerPool uses.
+threading._register_atexit(_stop_sweepers_at_exit)
