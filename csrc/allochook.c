@@ -56,9 +56,10 @@ static wrapped_allocator *all_wrapped;
 /* What each domain's hooks forward to; read by any thread, any time. */
 static _Atomic(const wrapped_allocator *) forward_to[DOMAIN_COUNT];
 
-/* The counting thread's tally; other threads keep active at 0. */
+/* The counting thread's tally; other threads keep depth at 0.  Counts
+   nest on one thread: each reads calls at its start and at its stop. */
 typedef struct {
-    int active;
+    int depth;
     uint64_t calls;
 } thread_tally;
 
@@ -94,7 +95,7 @@ count_call(void)
 {
     thread_tally *own = &tally;
 
-    if (own->active)
+    if (own->depth > 0)
         own->calls++;
 }
 
@@ -182,21 +183,29 @@ intern_allocator(const PyMemAllocatorEx *allocator)
 
 
 /*
- * Install the counting hooks on all three domains, counting for the calling
- * thread.  Returns 0, or -1 with an exception set (a count is already
- * running, or out of memory); on failure nothing is installed.  GIL held.
+ * Start a count for the calling thread: install the counting hooks on all
+ * three domains, or, inside a count already running on this thread, just
+ * open a nested one.  Stores the thread's call tally so far in *base for
+ * stop_counting.  Returns 0, or -1 with an exception set (a count runs on
+ * another thread, or out of memory); on failure nothing is installed.
+ * GIL held.
  */
 static int
-start_counting(void)
+start_counting(uint64_t *base)
 {
     const wrapped_allocator *found[DOMAIN_COUNT];
     PyMemAllocatorEx current;
     int domain;
 
+    if (installed && tally.depth > 0) {
+        tally.depth++;
+        *base = tally.calls;
+        return 0;
+    }
     if (installed) {
         PyErr_SetString(PyExc_RuntimeError,
-                        "allocation counting is already running; counts "
-                        "cannot be nested or run on two threads at once");
+                        "allocation counting is already running on another "
+                        "thread; only one thread can count at a time");
         return -1;
     }
     for (domain = 0; domain < DOMAIN_COUNT; domain++) {
@@ -232,7 +241,8 @@ start_counting(void)
         atomic_store_explicit(&forward_to[domain], found[domain],
                               memory_order_release);
     tally.calls = 0;
-    tally.active = 1;
+    tally.depth = 1;
+    *base = 0;
     installed = 1;
     for (domain = 0; domain < DOMAIN_COUNT; domain++)
         PyMem_SetAllocator(python_domains[domain],
@@ -242,28 +252,30 @@ start_counting(void)
 
 
 /*
- * Put back the allocators found by start_counting and store the number of
- * counted calls in *calls.  Returns 0, or -1 with an exception set when the
- * calling thread is not counting, or when some domain's allocator was
+ * End the count that start_counting began with *base and store its number
+ * of calls in *calls.  Ending the outermost count puts back the allocators
+ * that start_counting found.  Returns 0, or -1 with an exception set when
+ * the calling thread is not counting, or when some domain's allocator was
  * replaced while counting (tracemalloc started or stopped, for example).
  * In that case the replaced domains are left alone, since whatever is
  * installed now may forward to the hooks, which keep forwarding forever.
  * GIL held.
  */
 static int
-stop_counting(uint64_t *calls)
+stop_counting(uint64_t base, uint64_t *calls)
 {
     PyMemAllocatorEx current;
     int domain, replaced = 0;
 
-    if (!installed || !tally.active) {
+    if (!installed || tally.depth == 0) {
         PyErr_SetString(PyExc_RuntimeError,
                         "allocation counting is not running on this thread");
         return -1;
     }
-    tally.active = 0;
+    *calls = tally.calls - base;
+    if (--tally.depth > 0)
+        return 0;
     installed = 0;
-    *calls = tally.calls;
     for (domain = 0; domain < DOMAIN_COUNT; domain++) {
         PyMem_GetAllocator(python_domains[domain], &current);
         if (!same_allocator(&current, &hooks[domain])) {
@@ -291,22 +303,27 @@ stop_counting(uint64_t *calls)
 static PyObject *
 alloc_count_start(PyObject *module, PyObject *unused)
 {
+    uint64_t base;
+
     (void)module;
     (void)unused;
-    if (start_counting() < 0)
+    if (start_counting(&base) < 0)
         return NULL;
-    Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(base);
 }
 
 
 static PyObject *
-alloc_count_stop(PyObject *module, PyObject *unused)
+alloc_count_stop(PyObject *module, PyObject *token)
 {
+    unsigned long long base;
     uint64_t calls;
 
     (void)module;
-    (void)unused;
-    if (stop_counting(&calls) < 0)
+    base = PyLong_AsUnsignedLongLong(token);
+    if (base == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (stop_counting(base, &calls) < 0)
         return NULL;
     return PyLong_FromUnsignedLongLong(calls);
 }
@@ -347,7 +364,7 @@ loop(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *fn, *exc;
     Py_ssize_t n;
     int count_allocs = 0, rc;
-    uint64_t calls = 0;
+    uint64_t base = 0, calls = 0;
     int64_t start, elapsed;
 
     (void)module;
@@ -363,7 +380,7 @@ loop(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_Format(PyExc_ValueError, "n must be >= 0, got %zd", n);
         return NULL;
     }
-    if (count_allocs && start_counting() < 0)
+    if (count_allocs && start_counting(&base) < 0)
         return NULL;
     start = pgs_monotonic_ns();
     rc = call_repeatedly(fn, n);
@@ -371,7 +388,7 @@ loop(PyObject *module, PyObject *args, PyObject *kwargs)
     if (count_allocs) {
         /* Keep fn's exception, if any, over an error from stopping. */
         exc = pgs_fetch_exception();
-        if (stop_counting(&calls) < 0) {
+        if (stop_counting(base, &calls) < 0) {
             if (exc == NULL)
                 return NULL;
             PyErr_Clear();
@@ -399,7 +416,7 @@ static PyObject *
 count_one_call(PyObject *module, PyObject *args)
 {
     PyObject *fn, *call_args, *call_kwargs, *result, *exc;
-    uint64_t calls = 0;
+    uint64_t base = 0, calls = 0;
 
     (void)module;
     if (!PyArg_ParseTuple(args, "OOO:_count_call", &fn, &call_args,
@@ -418,11 +435,11 @@ count_one_call(PyObject *module, PyObject *args)
                      Py_TYPE(call_kwargs)->tp_name);
         return NULL;
     }
-    if (start_counting() < 0)
+    if (start_counting(&base) < 0)
         return NULL;
     result = PyObject_Call(fn, call_args, call_kwargs);
     exc = result == NULL ? pgs_fetch_exception() : NULL;
-    if (stop_counting(&calls) < 0) {
+    if (stop_counting(base, &calls) < 0) {
         if (exc == NULL) {
             Py_DECREF(result);
             return NULL;
@@ -439,9 +456,10 @@ count_one_call(PyObject *module, PyObject *args)
 
 static PyMethodDef allochook_functions[] = {
     {"_alloc_count_start", alloc_count_start, METH_NOARGS,
-     "Start counting the calling thread's allocations (RAW, MEM, OBJ)."},
-    {"_alloc_count_stop", alloc_count_stop, METH_NOARGS,
-     "Stop counting; restore the allocators and return the count."},
+     "Start counting the calling thread's allocations (RAW, MEM, OBJ); "
+     "return the token for _alloc_count_stop."},
+    {"_alloc_count_stop", alloc_count_stop, METH_O,
+     "End the count that returned token; return its number of allocations."},
     {"_loop", (PyCFunction)(void (*)(void))loop, METH_VARARGS | METH_KEYWORDS,
      "_loop(fn, n, count_allocs=False)\n--\n\n"
      "Call fn() n times; return (elapsed_ns, allocs or None)."},

@@ -103,25 +103,51 @@ def test_count_allocations_block():
     assert len(data) == 1000
 
 
-def test_nested_count_raises():
-    with count_allocations():
-        with pytest.raises(RuntimeError, match="already running"):
+def test_nested_counts():
+    with count_allocations() as outer:
+        with count_allocations() as inner:
+            _core._loop(new_list_of_three, 1000)
+        _, loop_allocs = _core._loop(new_list_of_three, 1000, count_allocs=True)
+    assert inner.count >= 1000
+    assert loop_allocs == 1000
+    assert outer.count >= inner.count + loop_allocs
+    # The outermost stop removed the hooks: a fresh count starts at zero.
+    assert allocs_per_call(nothing) == 0
+
+
+def test_count_on_second_thread_raises():
+    errors = []
+
+    def count_elsewhere():
+        try:
             _core._alloc_count_start()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    with count_allocations():
+        thread = threading.Thread(target=count_elsewhere)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1
+    assert "already running on another thread" in str(errors[0])
 
 
 def test_stop_from_other_thread_raises():
     errors = []
 
-    def stop_elsewhere():
+    def stop_elsewhere(token):
         try:
-            _core._alloc_count_stop()
+            _core._alloc_count_stop(token)
         except RuntimeError as exc:
             errors.append(exc)
 
-    with count_allocations():
-        thread = threading.Thread(target=stop_elsewhere)
+    token = _core._alloc_count_start()
+    try:
+        thread = threading.Thread(target=stop_elsewhere, args=(token,))
         thread.start()
         thread.join()
+    finally:
+        _core._alloc_count_stop(token)
     assert len(errors) == 1
     assert "not running on this thread" in str(errors[0])
 
@@ -163,10 +189,10 @@ def test_tracemalloc_started_during_count():
             except RuntimeError as exc:
                 return "refused"
 
-        _core._alloc_count_start()
+        token = _core._alloc_count_start()
         tracemalloc.start()
         try:
-            _core._alloc_count_stop()
+            _core._alloc_count_stop(token)
             print("no error")
         except RuntimeError as exc:
             print("stop raised")
@@ -174,10 +200,10 @@ def test_tracemalloc_started_during_count():
         tracemalloc.stop()
         print(count())
         tracemalloc.start()
-        _core._alloc_count_start()
+        token = _core._alloc_count_start()
         tracemalloc.stop()
         try:
-            _core._alloc_count_stop()
+            _core._alloc_count_stop(token)
         except RuntimeError:
             print("stop raised")
         print(count())

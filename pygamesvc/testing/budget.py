@@ -104,15 +104,16 @@ def count_allocations() -> Iterator[AllocationCount]:
     """Count the allocator calls the current thread makes inside the block.
 
     The count includes what the interpreter allocates to run the block
-    itself, so prefer :func:`measure` for a per-call figure.  Counts cannot
-    be nested or run on two threads at once (RuntimeError).
+    itself, so prefer :func:`measure` for a per-call figure.  Counts nest on
+    one thread (an outer count includes the inner ones), but only one
+    thread can count at a time: starting on a second raises RuntimeError.
     """
     result = AllocationCount()
-    _core._alloc_count_start()
+    token = _core._alloc_count_start()
     try:
         yield result
     finally:
-        result.count = _core._alloc_count_stop()
+        result.count = _core._alloc_count_stop(token)
 
 
 def _next_iterations(previous: int, elapsed_ns: int, goal_ns: int) -> int:
