@@ -3,11 +3,12 @@
 :func:`measure` works like Go's ``testing.B``: it calls the function in a
 loop, growing the iteration count until one run lasts at least
 ``min_time`` seconds, and reports the time per call.  The loop runs in C,
-so it adds neither allocations nor much time per call.  Allocations per
-call come from a separate run with an allocator hook installed
-(``PyMem_SetAllocator`` on the RAW, MEM and OBJ domains) that counts the
-malloc, calloc and realloc calls made by the measuring thread; calls from
-other threads are not counted.  The hook forwards to whatever allocator
+so it adds neither allocations nor much time per call.
+
+Allocations per call come from a separate run with an allocator hook
+(``PyMem_SetAllocator`` on the RAW, MEM and OBJ domains).  It counts the
+malloc, calloc and realloc calls of the measuring thread only, so work
+done by other threads is not counted.  The hook forwards to whatever allocator
 is installed, tracemalloc's included, and is removed after the run.
 """
 
@@ -34,9 +35,9 @@ __all__ = [
 
 MARGIN_ENV = "PYGAMESVC_BUDGET_MARGIN"
 
-# Timing budgets pass while ns/op <= budget * margin.  The best of several
-# runs is compared, which already filters most noise; the margin absorbs
-# what remains on a busy shared machine (CI runners, laptops on battery).
+# Timing budgets pass while ns/op <= budget * margin.  Comparing the best of
+# several runs filters most noise, and the margin absorbs what remains on a
+# busy shared machine (CI runners, laptops on battery).
 DEFAULT_MARGIN = 1.5
 
 _MAX_ITERATIONS = 1_000_000_000
