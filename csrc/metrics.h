@@ -1,7 +1,7 @@
 /*
  * metrics.h - declarations shared by the metrics binding files
  * (metrics_labels.c, metrics_histogram.c, metrics_counter.c,
- * metrics_sampler.c, metrics_gc.c).
+ * metrics_sampler.c, metrics_cache.c, metrics_gc.c).
  */
 #ifndef PGS_METRICS_H
 #define PGS_METRICS_H
@@ -9,6 +9,7 @@
 #include "module.h"
 
 #include "histogram.h"
+#include "sampler.h"
 
 /* Gauge families the library records through the sampler, after the
    sampler's own PGS_GAUGE_RSS_BYTES and PGS_GAUGE_OS_THREADS. */
@@ -61,5 +62,10 @@ int pgs_histogram_register(PyObject *module, pgs_state *state);
 int pgs_counter_register(PyObject *module, pgs_state *state);
 int pgs_sampler_register(PyObject *module, pgs_state *state);
 int pgs_gc_register(PyObject *module, pgs_state *state);
+int pgs_cache_metrics_register(PyObject *module, pgs_state *state);
+
+/* Record the entries gauge of every live TTLCache, labelled by the cache's
+   name.  A pgs_sampler_source_fn that needs no GIL and ignores arg. */
+void pgs_cache_gauge_source(void *arg, pgs_sampler *sampler);
 
 #endif

@@ -3,7 +3,8 @@
  * as private functions of pygamesvc._core for pygamesvc.metrics.
  *
  * There is one sampler per process, created on first start.  Its pool
- * source walks the pool registry without the GIL.  Start and stop run with
+ * source walks the pool registry and its cache source (metrics_cache.c) the
+ * cache registry, both without the GIL.  Start and stop run with
  * the GIL held, which serializes them as sampler.h requires; holding the
  * GIL while joining is safe because the sampler thread never takes it.
  * After fork() the parent's sampler is leaked (its lock may be held by a
@@ -64,6 +65,8 @@ get_sampler(pgs_state *state)
     rc = pgs_sampler_create(&sampler, &options);
     if (rc == PGS_OK)
         rc = pgs_sampler_add_source(sampler, pool_source, NULL);
+    if (rc == PGS_OK)
+        rc = pgs_sampler_add_source(sampler, pgs_cache_gauge_source, NULL);
     if (rc != PGS_OK) {
         pgs_sampler_free(sampler);
         sampler = NULL;
@@ -285,7 +288,9 @@ visit_pool_series(void *arg, pool_ctx *ctx)
         out->cap = cap;
     }
     item = &out->items[out->n];
-    item->name = strdup(ctx->c_name);
+    /* Cut the name as the sampler cuts its gauge labels, so that a long
+       name labels the counters and the gauges alike. */
+    item->name = strndup(ctx->c_name, pgs_sampler_label_length(ctx->c_name));
     if (item->name == NULL) {
         out->failed = 1;
         return;

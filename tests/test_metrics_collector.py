@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pygamesvc import WorkerPool, _core
+from pygamesvc import TTLCache, WorkerPool, _core
 from pygamesvc.metrics import (
     Counter,
     Histogram,
@@ -40,6 +40,12 @@ EXPECTED_FAMILIES = {
     "pygamesvc_gc_pause_seconds",
     "pygamesvc_gc_collected_objects",
     "pygamesvc_gc_uncollectable_objects",
+    "pygamesvc_cache_entries",
+    "pygamesvc_cache_entries_max",
+    "pygamesvc_cache_hits",
+    "pygamesvc_cache_misses",
+    "pygamesvc_cache_expirations",
+    "pygamesvc_cache_evictions",
 }
 
 
@@ -65,6 +71,20 @@ def value(families, family, sample_name=None, **labels):
     raise AssertionError(f"no {sample_name or family}{labels} in {families[family]}")
 
 
+class FakeClock:
+    """A TTLCache timer that moves only when a test sets ``now``."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def cache_samples(families, family, cache):
+    return [s for s in families[family].samples if s.labels.get("cache") == cache]
+
+
 def block_pool(pool, tasks):
     """Fill pool with tasks that wait on an event; returns the event once a
     worker runs the first of them."""
@@ -85,6 +105,15 @@ def test_full_scrape_passes_promtool(registry):
     pool.execute(lambda: None)
     pool.execute(lambda: 1 / 0)
     pool.wait()
+    clock = FakeClock()
+    cache = TTLCache(1, 5, stripes=1, timer=clock, name="promtool-cache")
+    cache["a"] = 1
+    cache["b"] = 2  # evicts one of the two
+    cache.get("a")
+    cache.get("b")
+    clock.now += 10
+    cache.expire()
+    cache["c"] = 3
     Histogram("app_seconds", "App", ["route"], registry=registry).labels("/a").observe(0.2)
     Counter("app_events", "Events", registry=registry).inc()
     WSGIMetricsMiddleware(lambda e, s: [], registry=registry).metrics.observe(
@@ -93,9 +122,13 @@ def test_full_scrape_passes_promtool(registry):
     gc.collect()
     text = generate_latest(registry).decode()
     pool.close()
+    cache.close()
 
-    names = {family.name for family in text_string_to_metric_families(text)}
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    names = set(families)
     assert EXPECTED_FAMILIES <= names
+    for family in EXPECTED_FAMILIES:
+        assert families[family].samples, f"{family} has no samples"
     assert {"app_seconds", "app_events", "http_request_duration_seconds"} <= names
 
     promtool = shutil.which("promtool")
@@ -208,6 +241,194 @@ def test_closed_pool_series_disappear(registry):
     gc.collect()
     families = scrape(registry)
     assert all(s.labels.get("pool") != "gone-pool" for s in families["pygamesvc_pool_workers"].samples)
+
+
+def test_cache_series_count_exact_traffic(registry):
+    clock = FakeClock()
+    cache = TTLCache(4, 10, stripes=1, timer=clock, name="traffic-cache")
+    refs = sys.getrefcount(cache)
+    for key in ("a", "b", "c"):
+        cache[key] = key
+    assert cache.get("a") == "a"
+    assert cache["b"] == "b"
+    assert "c" in cache  # a hit as well
+    assert cache.get("missing") is None
+    with pytest.raises(KeyError):
+        cache["missing"]
+    clock.now += 10  # all three expire
+    cache.expire()
+    for key in range(5):  # five keys into a cache of four: one eviction
+        cache[key] = key
+
+    families = scrape(registry)
+    labels = {"cache": "traffic-cache"}
+    hits = value(families, "pygamesvc_cache_hits", "pygamesvc_cache_hits_total", **labels)
+    misses = value(families, "pygamesvc_cache_misses", "pygamesvc_cache_misses_total", **labels)
+    expirations = value(families, "pygamesvc_cache_expirations", "pygamesvc_cache_expirations_total", **labels)
+    evictions = value(families, "pygamesvc_cache_evictions", "pygamesvc_cache_evictions_total", **labels)
+    entries = value(families, "pygamesvc_cache_entries", **labels)
+    assert hits == 3
+    assert misses == 2
+    assert expirations == 3
+    assert evictions == 1
+    assert entries == 4
+    assert cache.stats() == {
+        "hits": 3, "misses": 2, "expirations": 3, "evictions": 1, "entries": 4
+    }
+    # The collector keeps no reference to the cache.
+    assert sys.getrefcount(cache) == refs
+    cache.close()
+
+
+def test_cache_entries_max_resets_on_scrape(registry):
+    cache = TTLCache(None, 60, name="max-cache")
+    for key in range(5):
+        cache[key] = key
+    _core._sampler_tick()
+    for key in range(3):
+        del cache[key]
+    families = scrape(registry)
+    assert value(families, "pygamesvc_cache_entries", cache="max-cache") == 2
+    assert value(families, "pygamesvc_cache_entries_max", cache="max-cache") == 5
+    # The scrape restarted the maximum from the current value.
+    families = scrape(registry)
+    assert value(families, "pygamesvc_cache_entries_max", cache="max-cache") == 2
+    cache.close()
+
+
+def test_sampler_records_cache_entries():
+    cache = TTLCache(None, 60, name="sampled-cache")
+
+    def reading():
+        for family, label, current, maximum in _core._sampler_read(False):
+            if family == _core.GAUGE_CACHE_ENTRIES and label == "sampled-cache":
+                return current, maximum
+        return None
+
+    _core._sampler_tick()
+    _core._sampler_read(True)  # restart every maximum from here
+    assert reading() == (0, 0)
+    cache.update({key: key for key in range(7)})
+    _core._sampler_tick()
+    cache.clear()
+    cache[1] = 1
+    _core._sampler_tick()
+    assert reading() == (1, 7)
+    _core._sampler_read(True)
+    assert reading() == (1, 1)
+    cache.close()
+    _core._sampler_tick()
+    assert reading() is None
+
+
+def test_caches_sharing_name_merge(registry):
+    first = TTLCache(None, 60, name="shared-cache")
+    second = TTLCache(None, 60, name="shared-cache")
+    first["a"] = 1
+    second["b"] = 2
+    second["c"] = 3
+    first.get("a")
+    second.get("b")
+    second.get("zz")
+    families = scrape(registry)
+    first.close()
+    second.close()
+    hits = cache_samples(families, "pygamesvc_cache_hits", "shared-cache")
+    entries = cache_samples(families, "pygamesvc_cache_entries", "shared-cache")
+    assert [s.value for s in hits] == [2]
+    assert value(families, "pygamesvc_cache_misses", "pygamesvc_cache_misses_total", cache="shared-cache") == 1
+    assert [s.value for s in entries] == [3]
+
+
+def test_long_cache_name_cut_alike(registry):
+    name = "c" + "\u00e9" * 200  # 401 UTF-8 bytes, past the label limit
+    cache = TTLCache(None, 60, name=name)
+    cache["a"] = 1
+    cache.get("a")
+    families = scrape(registry)
+    cache.close()
+    (entries,) = [s for s in families["pygamesvc_cache_entries"].samples
+                  if s.labels["cache"].startswith("c\u00e9")]
+    (hits,) = [s for s in families["pygamesvc_cache_hits"].samples
+               if s.labels["cache"].startswith("c\u00e9")]
+    label = entries.labels["cache"]
+    assert hits.labels["cache"] == label
+    assert name.startswith(label)
+    assert len(label.encode()) < 128
+    assert entries.value == 1
+    assert hits.value == 1
+
+
+def test_closed_cache_series_disappear(registry):
+    closed = TTLCache(None, 60, name="closed-cache")
+    dropped = TTLCache(None, 60, name="dropped-cache")
+    cyclic = TTLCache(None, 60, name="cyclic-cache")
+    for cache in (closed, dropped, cyclic):
+        cache["a"] = 1
+        cache.get("a")
+    cyclic["self"] = cyclic  # freed only by the cycle collector
+    families = scrape(registry)
+    for name in ("closed-cache", "dropped-cache", "cyclic-cache"):
+        assert cache_samples(families, "pygamesvc_cache_hits", name), name
+        assert cache_samples(families, "pygamesvc_cache_entries", name), name
+
+    closed.close()
+    del dropped, cache
+    families = scrape(registry)
+    assert cache_samples(families, "pygamesvc_cache_entries", "cyclic-cache")
+    for family in ("pygamesvc_cache_entries", "pygamesvc_cache_entries_max",
+                   "pygamesvc_cache_hits", "pygamesvc_cache_misses",
+                   "pygamesvc_cache_expirations", "pygamesvc_cache_evictions"):
+        assert not cache_samples(families, family, "closed-cache"), family
+        assert not cache_samples(families, family, "dropped-cache"), family
+
+    del cyclic
+    gc.collect()
+    families = scrape(registry)
+    assert not cache_samples(families, "pygamesvc_cache_hits", "cyclic-cache")
+    assert not cache_samples(families, "pygamesvc_cache_entries", "cyclic-cache")
+
+
+def test_scrape_during_cache_storm(registry):
+    # Threads hit a shared cache and create and close their own caches
+    # while another scrapes, so the registry changes under each walk.
+    shared = TTLCache(None, 60, name="storm-cache")
+    shared["key"] = 1
+    threads_count, rounds = 4, 200
+    barrier = threading.Barrier(threads_count + 1)
+    errors = []
+
+    def work(index):
+        barrier.wait()
+        try:
+            for round_ in range(rounds):
+                assert shared.get("key") == 1
+                own = TTLCache(4, 60, name=f"storm-own-{index}-{round_ % 3}")
+                own[round_] = round_
+                own.close()
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    def scrape_in_loop(results):
+        barrier.wait()
+        for _ in range(30):
+            results.append(scrape(registry))
+
+    results = []
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads_count)]
+    scraper = threading.Thread(target=scrape_in_loop, args=(results,))
+    for thread in [*workers, scraper]:
+        thread.start()
+    for thread in [*workers, scraper]:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in [*workers, scraper])
+    assert errors == []
+    assert len(results) == 30
+    families = scrape(registry)
+    shared.close()
+    assert value(families, "pygamesvc_cache_hits", "pygamesvc_cache_hits_total", cache="storm-cache") == threads_count * rounds
+    assert not [s for s in families["pygamesvc_cache_hits"].samples
+                if s.labels["cache"].startswith("storm-own-")]
 
 
 def test_gc_pauses_counted_by_generation(registry):

@@ -138,9 +138,8 @@ pgs_sampler_add_source(pgs_sampler *sampler, pgs_sampler_source_fn fn,
 }
 
 
-/* Copy label into a slot-sized buffer, cutting at a UTF-8 boundary. */
-static void
-copy_label(char *dest, const char *label)
+size_t
+pgs_sampler_label_length(const char *label)
 {
     size_t n = strlen(label);
 
@@ -150,6 +149,16 @@ copy_label(char *dest, const char *label)
         while (n > 0 && ((unsigned char)label[n] & 0xC0) == 0x80)
             n--;
     }
+    return n;
+}
+
+
+/* Copy label into a slot-sized buffer, cutting at a UTF-8 boundary. */
+static void
+copy_label(char *dest, const char *label)
+{
+    size_t n = pgs_sampler_label_length(label);
+
     memcpy(dest, label, n);
     dest[n] = '\0';
 }

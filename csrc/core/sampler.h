@@ -34,6 +34,12 @@
    bytes at a UTF-8 character boundary. */
 #define PGS_SAMPLER_LABEL_MAX 128
 
+/* Length in bytes of the part of label that the sampler keeps: all of it,
+   or at most PGS_SAMPLER_LABEL_MAX - 1 bytes cut at a UTF-8 character
+   boundary.  Series read elsewhere under the same label cut it with this
+   so that they match the gauges. */
+size_t pgs_sampler_label_length(const char *label);
+
 /* Families the sampler records itself; sources use numbers from
    PGS_GAUGE_FIRST_SOURCE up. */
 enum {

@@ -77,6 +77,13 @@ _POOL_COUNTERS = {
     "rejected": "Submissions a WorkerPool rejected because its queue stayed full",
 }
 
+_CACHE_COUNTERS = {
+    "hits": "Lookups that found a live entry in a TTLCache",
+    "misses": "Lookups that found no live entry in a TTLCache",
+    "expirations": "Entries removed from a TTLCache because their TTL ran out",
+    "evictions": "Entries removed from a TTLCache to stay within maxsize",
+}
+
 
 def _gauge_names(family: int) -> tuple[str, str]:
     """Return the current-value and maximum series names of a gauge family."""
@@ -119,7 +126,7 @@ class PygamesvcCollector:
             yield from gauges
         yield from self._gc_families(_core._gc_series())
         yield from self._pool_families(_core._pool_series())
-        yield from self._cache_families()
+        yield from self._cache_families(_core._cache_series())
 
     @staticmethod
     def _gauge_families(family: int) -> list[GaugeMetricFamily]:
@@ -198,10 +205,25 @@ class PygamesvcCollector:
         return [*counters.values(), wait, run]
 
     @staticmethod
-    def _cache_families() -> list[Metric]:
-        # TODO: the cache counters need csrc/cache_registry.h from the
-        # TTLCache work; only the entries gauges (via the sampler) exist now.
-        return []
+    def _cache_families(series=()) -> list[Metric]:
+        # The entries gauges come from the sampler with the other gauges.
+        counters = {
+            key: CounterMetricFamily(
+                f"pygamesvc_cache_{key}", documentation, labels=["cache"]
+            )
+            for key, documentation in _CACHE_COUNTERS.items()
+        }
+        # Caches that share a name are merged into one series, as the
+        # sampler adds up their entries.
+        merged: dict[str, dict] = {}
+        for cache in series:
+            into = merged.setdefault(cache["name"], dict.fromkeys(counters, 0))
+            for key in counters:
+                into[key] += cache[key]
+        for name, cache in merged.items():
+            for key, family in counters.items():
+                family.add_metric([name], cache[key])
+        return list(counters.values())
 
 
 class MetricsCollectorHandle:

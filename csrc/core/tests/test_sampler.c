@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "check.h"
 #include "pgs_error.h"
 #include "pgs_time.h"
@@ -248,6 +249,108 @@ test_long_label_cut_at_character(void)
 }
 
 static void
+test_label_length_matches_kept_label(void)
+{
+    char label[300];
+    size_t i;
+
+    CHECK(pgs_sampler_label_length("") == 0);
+    CHECK(pgs_sampler_label_length("pool-1") == 6);
+    /* 127 ASCII bytes fit; one more is cut. */
+    memset(label, 'x', sizeof(label));
+    label[PGS_SAMPLER_LABEL_MAX - 1] = '\0';
+    CHECK(pgs_sampler_label_length(label) == PGS_SAMPLER_LABEL_MAX - 1);
+    label[PGS_SAMPLER_LABEL_MAX - 1] = 'x';
+    label[PGS_SAMPLER_LABEL_MAX] = '\0';
+    CHECK(pgs_sampler_label_length(label) == PGS_SAMPLER_LABEL_MAX - 1);
+    /* "ab" then U+00E9 (two bytes): byte 127 is the second byte of a
+       character, so the cut steps back to that character's start. */
+    label[0] = 'a';
+    label[1] = 'b';
+    for (i = 2; i + 1 < 299; i += 2) {
+        label[i] = (char)0xC3;
+        label[i + 1] = (char)0xA9;
+    }
+    label[299] = '\0';
+    CHECK(pgs_sampler_label_length(label) == PGS_SAMPLER_LABEL_MAX - 2);
+}
+
+/* The same visit as the TTLCache source in the binding: one entries gauge
+   per cache, read from pgs_cache_get_stats without a stripe lock. */
+static void
+record_cache_entries(void *arg, pgs_sampler *sampler)
+{
+    pgs_cache_stats stats;
+
+    pgs_cache_get_stats(arg, &stats);
+    pgs_sampler_record(sampler, TEST_FAMILY, "players", (int64_t)stats.entries);
+}
+
+static int
+int_key_eq(void *ctx, const void *stored, const void *probe)
+{
+    (void)ctx;
+    return *(const int *)stored == *(const int *)probe;
+}
+
+static void
+no_reference(void *ctx, void *key_or_value)
+{
+    (void)ctx;
+    (void)key_or_value;
+}
+
+static void
+test_cache_entries_gauge_keeps_max(void)
+{
+    pgs_sampler *sampler = make_sampler(PGS_NS_PER_SEC);
+    pgs_cache_options options = {0};
+    pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
+    pgs_gauge_reading *readings;
+    const pgs_gauge_reading *entries;
+    pgs_cache *cache = NULL;
+    static int keys[5] = {0, 1, 2, 3, 4};
+    size_t n;
+    int i;
+
+    options.maxsize = PGS_CACHE_UNBOUNDED;
+    options.stripes = 4;
+    options.ops.key_eq = int_key_eq;
+    options.ops.retain = no_reference;
+    options.ops.release = no_reference;
+    CHECK(pgs_cache_create(&cache, &options) == PGS_OK);
+    CHECK(pgs_sampler_add_source(sampler, record_cache_entries, cache) ==
+          PGS_OK);
+    for (i = 0; i < 5; i++)
+        CHECK(pgs_cache_set(cache, &keys[i], (uint64_t)i * 0x9E3779B97F4A7C15u,
+                            &keys[i], INT64_MAX, 0, 0, NULL,
+                            &garbage) == PGS_OK);
+    CHECK(pgs_sampler_tick(sampler) == PGS_OK);
+    for (i = 0; i < 3; i++)
+        CHECK(pgs_cache_delete(cache, &keys[i],
+                               (uint64_t)i * 0x9E3779B97F4A7C15u, 0, NULL,
+                               &garbage) == PGS_OK);
+    pgs_cache_garbage_release(cache, &garbage);
+    CHECK(pgs_sampler_tick(sampler) == PGS_OK);
+
+    CHECK(pgs_sampler_read(sampler, &readings, &n, 1) == PGS_OK);
+    entries = find(readings, n, TEST_FAMILY, "players");
+    CHECK(entries != NULL);
+    CHECK(entries != NULL && entries->current == 2);
+    CHECK(entries != NULL && entries->max == 5);
+    free(readings);
+
+    /* The read restarted the maximum from the current value. */
+    CHECK(pgs_sampler_read(sampler, &readings, &n, 0) == PGS_OK);
+    entries = find(readings, n, TEST_FAMILY, "players");
+    CHECK(entries != NULL);
+    CHECK(entries != NULL && entries->max == 2);
+    free(readings);
+    pgs_sampler_free(sampler);
+    pgs_cache_destroy(cache);
+}
+
+static void
 test_thread_ticks_until_stopped(void)
 {
     pgs_sampler *sampler = make_sampler(PGS_NS_PER_SEC / 1000);
@@ -363,6 +466,8 @@ main(void)
     RUN_TEST(test_unrecorded_gauge_is_dropped);
     RUN_TEST(test_same_gauge_twice_adds_up);
     RUN_TEST(test_long_label_cut_at_character);
+    RUN_TEST(test_label_length_matches_kept_label);
+    RUN_TEST(test_cache_entries_gauge_keeps_max);
     RUN_TEST(test_thread_ticks_until_stopped);
     RUN_TEST(test_set_interval_wakes_thread);
     RUN_TEST(test_readers_and_ticks_storm);

@@ -1,0 +1,130 @@
+/*
+ * metrics_cache.c - the TTLCache series: the entries gauge source for the
+ * sampler and the counters a scrape copies, as private functions of
+ * pygamesvc._core for pygamesvc.metrics.
+ *
+ * Both walk the cache registry, which by its contract in cache_registry.h
+ * needs no GIL and never waits for a stripe lock.  A cache leaves the
+ * registry when it is closed or freed, so its series leave the next scrape.
+ */
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache_registry.h"
+#include "sampler.h"
+
+
+static void
+visit_cache_gauges(void *arg, const char *name, const pgs_cache_stats *stats)
+{
+    pgs_sampler_record(arg, PGS_GAUGE_CACHE_ENTRIES, name,
+                       (int64_t)stats->entries);
+}
+
+
+void
+pgs_cache_gauge_source(void *arg, pgs_sampler *sampler)
+{
+    (void)arg;
+    pgs_cache_registry_foreach(visit_cache_gauges, sampler);
+}
+
+
+typedef struct cache_reading {
+    char *name;
+    pgs_cache_stats stats;
+} cache_reading;
+
+typedef struct {
+    cache_reading *items;
+    size_t n, cap;
+    int failed;
+} cache_readings;
+
+
+/* Copy one cache's name and counters.  It runs with the registry's mutex
+   held, so it only copies and allocates. */
+static void
+visit_cache_series(void *arg, const char *name, const pgs_cache_stats *stats)
+{
+    cache_readings *out = arg;
+    cache_reading *item;
+
+    if (out->failed)
+        return;
+    if (out->n == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 8;
+        cache_reading *grown = realloc(out->items, cap * sizeof(*grown));
+
+        if (grown == NULL) {
+            out->failed = 1;
+            return;
+        }
+        out->items = grown;
+        out->cap = cap;
+    }
+    item = &out->items[out->n];
+    /* Cut the name as the sampler cuts the entries gauge's label, so that
+       a long name labels the counters and the gauges alike. */
+    item->name = strndup(name, pgs_sampler_label_length(name));
+    if (item->name == NULL) {
+        out->failed = 1;
+        return;
+    }
+    item->stats = *stats;
+    out->n++;
+}
+
+
+static PyObject *
+cache_series(PyObject *module, PyObject *unused)
+{
+    cache_readings readings = {NULL, 0, 0, 0};
+    PyObject *result = NULL, *item;
+    cache_reading *reading;
+    size_t i;
+
+    (void)module;
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS
+    pgs_cache_registry_foreach(visit_cache_series, &readings);
+    Py_END_ALLOW_THREADS
+    if (readings.failed)
+        PyErr_NoMemory();
+    else
+        result = PyList_New(0);
+    for (i = 0; result != NULL && i < readings.n; i++) {
+        reading = &readings.items[i];
+        item = Py_BuildValue(
+            "{sssKsKsKsK}", "name", reading->name, "hits",
+            (unsigned long long)reading->stats.hits, "misses",
+            (unsigned long long)reading->stats.misses, "expirations",
+            (unsigned long long)reading->stats.expirations, "evictions",
+            (unsigned long long)reading->stats.evictions);
+        if (item == NULL || PyList_Append(result, item) < 0)
+            Py_CLEAR(result);
+        Py_XDECREF(item);
+    }
+    for (i = 0; i < readings.n; i++)
+        free(readings.items[i].name);
+    free(readings.items);
+    return result;
+}
+
+
+static PyMethodDef cache_metrics_functions[] = {
+    {"_cache_series", cache_series, METH_NOARGS,
+     "Return the hit, miss, expiration and eviction counters of every live\n"
+     "TTLCache."},
+    {NULL, NULL, 0, NULL},
+};
+
+
+int
+pgs_cache_metrics_register(PyObject *module, pgs_state *state)
+{
+    (void)state;
+    return PyModule_AddFunctions(module, cache_metrics_functions);
+}
