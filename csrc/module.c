@@ -42,6 +42,8 @@ module_exec(PyObject *module)
         return -1;
     if (pgs_cache_metrics_register(module, state) < 0)
         return -1;
+    if (pgs_allochook_register(module, state) < 0)
+        return -1;
     return 0;
 }
 

@@ -80,10 +80,22 @@ pgs_fetch_exception(void)
 #endif
 }
 
+/* Raise exc (a reference taken by pgs_fetch_exception) again; steals it. */
+static inline void
+pgs_restore_exception(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
 /* Each binding file adds its types and objects to the module; 0 or -1. */
 int pgs_errors_register(PyObject *module, pgs_state *state);
 int pgs_pool_register(PyObject *module, pgs_state *state);
 int pgs_cache_register(PyObject *module, pgs_state *state);
+int pgs_allochook_register(PyObject *module, pgs_state *state);
 /* The metrics binding files declare theirs in metrics.h. */
 
 #endif

@@ -4,7 +4,7 @@ import collections.abc
 import threading
 import weakref
 
-from pygamesvc import _core
+from pygamesvc import _core, _resources
 
 __all__ = ["TTLCache"]
 
@@ -84,6 +84,8 @@ class TTLCache(_core.TTLCache):
         self._flights = {}
         self._flights_lock = threading.Lock()
         _live_caches[id(self)] = self
+        # Leak checks report caches that are still open after a test.
+        _resources.track(self, "cache")
 
     # -- get_or_set miss path (the hit path is in C) ----------------------
 

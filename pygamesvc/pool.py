@@ -4,7 +4,7 @@ import concurrent.futures
 import threading
 import time
 
-from pygamesvc import _core
+from pygamesvc import _core, _resources
 
 __all__ = ["WorkerPool"]
 
@@ -33,6 +33,12 @@ class WorkerPool(_core.WorkerPool, concurrent.futures.Executor):
     still run), like ``ThreadPoolExecutor``.  In a child process made by
     ``fork()``, a pool inherited from the parent raises ``RuntimeError``.
     """
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls, *args, **kwargs)
+        # Leak checks report pools that are still open after a test.
+        _resources.track(self, "pool")
+        return self
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):
         """Return an iterator over fn applied to the iterables' items, in order.

@@ -1,6 +1,18 @@
-"""Shared pytest options: tests marked slow run only with --run-slow."""
+"""Shared test setup: the pygamesvc pytest plugin, pytester, and --run-slow.
+
+An installed pygamesvc registers its plugin through the pytest11 entry
+point.  A source checkout with an in-place build has no entry point, so the
+plugin is registered here; registering it twice would fail, hence the
+check.  Tests marked slow run only with --run-slow.
+"""
+
+import sys
 
 import pytest
+
+pytest_plugins = ["pytester"]
+if "pygamesvc.pytest_plugin" not in sys.modules:
+    pytest_plugins.append("pygamesvc.pytest_plugin")
 
 
 def pytest_addoption(parser):

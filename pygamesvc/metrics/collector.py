@@ -22,7 +22,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from pygamesvc import _core
+from pygamesvc import _core, _resources
 
 __all__ = ["MetricsCollectorHandle", "PygamesvcCollector", "start_metrics_collector"]
 
@@ -279,6 +279,10 @@ _lock = threading.Lock()
 _active: MetricsCollectorHandle | None = None
 
 
+def _sampler_stopped(handle: MetricsCollectorHandle) -> bool:
+    return not handle.running
+
+
 def start_metrics_collector(
     interval: float = 1.0, registry: CollectorRegistry | None = None
 ) -> MetricsCollectorHandle:
@@ -311,6 +315,8 @@ def start_metrics_collector(
         handle = _active
         if handle is None:
             handle = MetricsCollectorHandle(interval)
+            # Leak checks report a sampler that is still running after a test.
+            _resources.track(handle, "sampler", is_closed=_sampler_stopped)
         _core._sampler_start(interval)
         handle.interval = interval
         if _core._gc_callback not in gc.callbacks:
