@@ -1,10 +1,11 @@
 """Load mode: drive the running demo service over HTTP and report.
 
-The clients run in the service's own process, on their own threads, each
-with one keep-alive HTTP/1.1 connection to the service on the loopback
-interface.  Each client picks requests from a fixed mix (60 % listings,
-30 % single-player lookups, 10 % matches) with its own seeded random
-generator, so two runs send the same sequence of requests per client.
+The clients run in the service's own process as ``run_load`` clients (from
+``pygamesvc.testing``) on a WorkerPool of their own, each with one
+keep-alive HTTP/1.1 connection to the service on the loopback interface.
+Each client picks requests from a fixed mix (60 % listings, 30 %
+single-player lookups, 10 % matches) with its own seeded random generator,
+so two runs send the same sequence of requests per client.
 Lookups and listings favour a small set of popular players and pages, the
 way a real front page does, so the cache sees repeated keys.
 """
@@ -19,7 +20,9 @@ import sys
 import threading
 import time
 
+from pygamesvc import WorkerPool
 from pygamesvc.demo.cli import is_loopback
+from pygamesvc.testing import run_load
 
 __all__ = ["ENDPOINTS", "LoadThread", "start_load_thread"]
 
@@ -28,6 +31,9 @@ _MIX_WEIGHTS = (60, 30, 10)
 _PAGE_SIZE = 20
 # Listings walk the first pages only, like players paging a leaderboard.
 _HOT_PAGES = 50
+# Each run_load round lasts about this many seconds, and the progress line
+# is updated between rounds.
+_ROUND_SECONDS = 0.5
 _STARTUP_TIMEOUT = 30.0
 _REQUEST_TIMEOUT = 30.0
 
@@ -73,6 +79,10 @@ class EndpointResult:
         return len(self.latencies) + self.errors
 
 
+def _failed(ok):
+    return not ok
+
+
 def _percentile(sorted_values, fraction):
     """Return the nearest-rank percentile of an ascending list (None if empty)."""
     if not sorted_values:
@@ -109,7 +119,10 @@ class HTTPClient:
         return endpoint, "POST", "/match", body.encode()
 
     def send_one(self):
-        """Send the next request of the mix and record its latency or error."""
+        """Send the next request of the mix, record its latency or error.
+
+        Returns True on a 2xx response.
+        """
         endpoint, method, path, body = self.next_request()
         result = self.results[endpoint]
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -126,11 +139,12 @@ class HTTPClient:
         except (OSError, http.client.HTTPException):
             self.close()
             result.errors += 1
-            return
+            return False
         if 200 <= status < 300:
             result.latencies.append(time.perf_counter() - started)
-        else:
-            result.errors += 1
+            return True
+        result.errors += 1
+        return False
 
     def close(self):
         if self._connection is not None:
@@ -185,31 +199,75 @@ class LoadThread(threading.Thread):
         return True
 
     def _drive(self):
+        """Run the clients in rounds of run_load until the time is up.
+
+        Each round lasts about ``_ROUND_SECONDS``: its request count comes
+        from the rate of the round before.  Between rounds the progress line
+        is updated and a shutdown request is noticed.
+        """
         started = time.perf_counter()
         deadline = started + self.seconds
-
-        def client_loop(client):
-            while not self.stop_event.is_set() and time.perf_counter() < deadline:
-                client.send_one()
-
-        threads = [
-            threading.Thread(target=client_loop, args=(c,), name=f"demo-load-{i}")
-            for i, c in enumerate(self.clients)
-        ]
-        for thread in threads:
-            thread.start()
         tty = self.progress.isatty()
-        interval = 0.25 if tty else 1.0
-        while True:
-            alive = [thread for thread in threads if thread.is_alive()]
-            if not alive:
-                break
-            alive[0].join(interval)
-            self._print_progress(started, tty)
+        progress_interval = 0.25 if tty else 1.0
+        last_progress = started
+        one_request = self._request_function()
+        requests_per_client = 5
+        with WorkerPool(self.concurrency, name="demo-load") as pool:
+            while not self.stop_event.is_set():
+                round_started = time.perf_counter()
+                result = run_load(
+                    one_request,
+                    self.concurrency,
+                    requests_per_client,
+                    pool=pool,
+                    is_error=_failed,
+                )
+                # send_one records HTTP and connection errors itself.  An
+                # exception that escaped it is a bug in the load client, which
+                # the per-endpoint table would not count, so the run stops.
+                if result.first_error is not None:
+                    raise RuntimeError(f"a load client raised {result.first_error}")
+                now = time.perf_counter()
+                remaining = deadline - now
+                if now - last_progress >= progress_interval or remaining <= 0:
+                    self._print_progress(started, tty)
+                    last_progress = now
+                if remaining <= 0:
+                    break
+                rate_per_client = requests_per_client / max(now - round_started, 1e-6)
+                requests_per_client = max(
+                    1, int(rate_per_client * min(_ROUND_SECONDS, remaining))
+                )
         self.elapsed = time.perf_counter() - started
         if tty:
             self.progress.write("\n")
         self.progress.flush()
+
+    def _request_function(self):
+        """Return a zero-argument function sending one request of the mix.
+
+        run_load calls it from the pool's worker threads.  Each thread takes
+        its own HTTPClient (one connection) on its first call and keeps it
+        for every later round, because the pool's threads live until the
+        load ends.
+        """
+        unassigned = iter(self.clients)
+        assign_lock = threading.Lock()
+        local = threading.local()
+
+        def one_request():
+            client = getattr(local, "client", None)
+            if client is None:
+                with assign_lock:
+                    client = next(unassigned, None)
+                if client is None:
+                    raise RuntimeError(
+                        f"more load threads than the {len(self.clients)} clients"
+                    )
+                local.client = client
+            return client.send_one()
+
+        return one_request
 
     def _print_progress(self, started, tty):
         elapsed = time.perf_counter() - started
