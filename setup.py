@@ -5,6 +5,7 @@ import os
 
 from setuptools import Extension, setup
 
+
 def _sources():
     # Sorted so that builds are reproducible; paths stay relative to setup.py
     # because setuptools rejects absolute source paths in an sdist build.

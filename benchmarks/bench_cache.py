@@ -176,9 +176,7 @@ def test_set(benchmark, name):
 def test_delete(benchmark, name):
     benchmark.group = "delete"
     loop = loop_theine_delete if name == "theine" else loop_delete
-    benchmark.pedantic(
-        loop, setup=lambda: ((filled(name), KEYS), {}), rounds=200
-    )
+    benchmark.pedantic(loop, setup=lambda: ((filled(name), KEYS), {}), rounds=200)
 
 
 def factory():
@@ -187,7 +185,11 @@ def factory():
 
 @pytest.mark.parametrize(
     "name",
-    [p for p in PEERS if p.values[0] in ("pygamesvc", "dict", "cachetools+lock", "cachebox")],
+    [
+        p
+        for p in PEERS
+        if p.values[0] in ("pygamesvc", "dict", "cachetools+lock", "cachebox")
+    ],
 )
 def test_get_or_set_hit(benchmark, name):
     benchmark.group = "get_or_set hit"

@@ -33,6 +33,7 @@ TICKS = 1_000
 
 # --- observe --------------------------------------------------------------
 
+
 def observe_loop(observe):
     for _ in range(OBSERVATIONS):
         observe(0.042)
@@ -46,19 +47,25 @@ def observe_labels_loop(histogram):
 @pytest.mark.benchmark(group="observe: 100k calls, no labels")
 def test_observe_pygamesvc(benchmark):
     histogram = Histogram("bench_seconds", "b", registry=None)
-    benchmark.pedantic(observe_loop, args=(histogram.observe,), rounds=10, warmup_rounds=1)
+    benchmark.pedantic(
+        observe_loop, args=(histogram.observe,), rounds=10, warmup_rounds=1
+    )
 
 
 @pytest.mark.benchmark(group="observe: 100k calls, no labels")
 def test_observe_prometheus_client(benchmark):
     histogram = prometheus_client.Histogram("bench_seconds", "b", registry=None)
-    benchmark.pedantic(observe_loop, args=(histogram.observe,), rounds=10, warmup_rounds=1)
+    benchmark.pedantic(
+        observe_loop, args=(histogram.observe,), rounds=10, warmup_rounds=1
+    )
 
 
 @pytest.mark.benchmark(group="observe: 100k calls, labels() each time")
 def test_observe_labels_pygamesvc(benchmark):
     histogram = Histogram("bench_seconds", "b", ["method", "handler"], registry=None)
-    benchmark.pedantic(observe_labels_loop, args=(histogram,), rounds=10, warmup_rounds=1)
+    benchmark.pedantic(
+        observe_labels_loop, args=(histogram,), rounds=10, warmup_rounds=1
+    )
 
 
 @pytest.mark.benchmark(group="observe: 100k calls, labels() each time")
@@ -66,7 +73,9 @@ def test_observe_labels_prometheus_client(benchmark):
     histogram = prometheus_client.Histogram(
         "bench_seconds", "b", ["method", "handler"], registry=None
     )
-    benchmark.pedantic(observe_labels_loop, args=(histogram,), rounds=10, warmup_rounds=1)
+    benchmark.pedantic(
+        observe_labels_loop, args=(histogram,), rounds=10, warmup_rounds=1
+    )
 
 
 @pytest.mark.benchmark(group="observe: 100k calls, child kept")
@@ -86,6 +95,7 @@ def test_observe_child_prometheus_client(benchmark):
 
 
 # --- ASGI middleware --------------------------------------------------------
+
 
 def starlette_app():
     from starlette.applications import Starlette
@@ -142,7 +152,9 @@ def test_asgi_bare(benchmark):
 
 @pytest.mark.benchmark(group="ASGI: 5k requests to Starlette, no server")
 def test_asgi_pygamesvc(benchmark):
-    asgi_group(benchmark, ASGIMetricsMiddleware(starlette_app(), registry=CollectorRegistry()))
+    asgi_group(
+        benchmark, ASGIMetricsMiddleware(starlette_app(), registry=CollectorRegistry())
+    )
 
 
 @pytest.mark.benchmark(group="ASGI: 5k requests to Starlette, no server")
@@ -165,6 +177,7 @@ def test_asgi_instrumentator(benchmark):
 
 
 # --- WSGI middleware --------------------------------------------------------
+
 
 def wsgi_app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -202,6 +215,7 @@ def test_wsgi_pygamesvc(benchmark):
 
 
 # --- sampler ----------------------------------------------------------------
+
 
 @pytest.fixture
 def pools():
@@ -249,7 +263,9 @@ def test_sampler_thread_cpu(pools):
         cpu = sampler_thread_cpu_seconds() - start_cpu
         ticks = _core._sampler_ticks() - start_ticks
     per_tick = cpu / max(ticks, 1)
-    print(f"\nsampler thread: {ticks} ticks, {cpu:.3f} s CPU, "
-          f"{per_tick * 1e6:.1f} us per tick, {per_tick * 100:.4f} % of a core at 1 s")
+    print(
+        f"\nsampler thread: {ticks} ticks, {cpu:.3f} s CPU, "
+        f"{per_tick * 1e6:.1f} us per tick, {per_tick * 100:.4f} % of a core at 1 s"
+    )
     assert ticks > seconds / interval / 2
     assert per_tick < 0.001  # target: < 0.1 % of a core at a 1 s interval

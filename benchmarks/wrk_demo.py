@@ -62,11 +62,24 @@ def run_wrk(port, seconds):
 def measure(extra_args, seconds):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    command = [sys.executable, "-m", "pygamesvc", "demo", "--db", ":memory:",
-               "--port", str(port), *extra_args]
+    command = [
+        sys.executable,
+        "-m",
+        "pygamesvc",
+        "demo",
+        "--db",
+        ":memory:",
+        "--port",
+        str(port),
+        *extra_args,
+    ]
     service = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until_serving(port)
@@ -83,7 +96,9 @@ def measure(extra_args, seconds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run (s)")
+    parser.add_argument(
+        "--seconds", type=int, default=5, help="wrk duration per run (s)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="runs per variant")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -10,7 +10,8 @@ leaves the registry and is no longer reported.
 import itertools
 import threading
 import weakref
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 __all__ = ["OpenResource", "open_resources", "track"]
 
@@ -26,7 +27,7 @@ class OpenResource(NamedTuple):
 class _Entry(NamedTuple):
     ref: "weakref.ref[object]"
     kind: str
-    is_closed: Optional[Callable[[object], bool]]
+    is_closed: Callable[[object], bool] | None
 
 
 _lock = threading.Lock()
@@ -42,7 +43,7 @@ def _forget(token: int) -> None:
 def track(
     obj: object,
     kind: str,
-    is_closed: Optional[Callable[[object], bool]] = None,
+    is_closed: Callable[[object], bool] | None = None,
 ) -> int:
     """Register obj so that leak checks report it while it is open.
 
@@ -69,7 +70,7 @@ def track(
 def _is_closed(obj: object, entry: _Entry) -> bool:
     if entry.is_closed is not None:
         return bool(entry.is_closed(obj))
-    return bool(getattr(obj, "closed"))
+    return bool(obj.closed)
 
 
 def open_resources() -> "list[OpenResource]":

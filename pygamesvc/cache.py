@@ -16,7 +16,7 @@ _WAIT_SLICE = 0.05
 class _Flight:
     """One running factory call of get_or_set, shared by its waiters."""
 
-    __slots__ = ("owner", "done", "value", "error")
+    __slots__ = ("done", "error", "owner", "value")
 
     def __init__(self):
         self.owner = threading.get_ident()
@@ -78,8 +78,9 @@ class TTLCache(_core.TTLCache):
 
     __slots__ = ("_flights", "_flights_lock")
 
-    def __init__(self, maxsize, ttl, *, stripes=None, sweep_interval=None,
-                 timer=None, name=None):
+    def __init__(
+        self, maxsize, ttl, *, stripes=None, sweep_interval=None, timer=None, name=None
+    ):
         # The C type has parsed and validated every argument already.
         self._flights = {}
         self._flights_lock = threading.Lock()

@@ -50,12 +50,12 @@ class WorkerPool(_core.WorkerPool, concurrent.futures.Executor):
         raised.  ``chunksize`` is accepted for compatibility and ignored.
         """
         if timeout is None:
-            futures = [self.submit(fn, *args) for args in zip(*iterables)]
+            futures = [self.submit(fn, *args) for args in zip(*iterables, strict=False)]
             return _results_in_order(futures, None)
         end = time.monotonic() + timeout
         futures = []
         try:
-            for args in zip(*iterables):
+            for args in zip(*iterables, strict=False):
                 remaining = end - time.monotonic()
                 futures.append(self._submit_within(remaining, fn, *args))
         except BaseException:

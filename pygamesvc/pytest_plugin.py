@@ -34,7 +34,6 @@ import inspect
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
 
 import pytest
 
@@ -138,7 +137,7 @@ def pytest_addoption(parser):
     )
 
 
-def _read_float(config, option: str, ini: str, minimum: float) -> Optional[float]:
+def _read_float(config, option: str, ini: str, minimum: float) -> float | None:
     value = config.getoption(option)
     source = "--" + option.replace("_", "-")
     if value is None:
@@ -149,7 +148,9 @@ def _read_float(config, option: str, ini: str, minimum: float) -> Optional[float
         try:
             value = float(text)
         except ValueError:
-            raise pytest.UsageError(f"{source} must be a number, got {text!r}")
+            raise pytest.UsageError(
+                f"{source} must be a number, got {text!r}"
+            ) from None
     if not value >= minimum:
         raise pytest.UsageError(f"{source} must be >= {minimum}, got {value!r}")
     return value
@@ -162,7 +163,7 @@ class _PluginState:
     leak_check_all: bool
     leak_check_session: bool
     timeout: float
-    ignore: Tuple[str, ...]
+    ignore: tuple[str, ...]
     ignore_preexisting: bool
     margin: float
     benchmark_allocs: bool
@@ -170,9 +171,9 @@ class _PluginState:
     fixture_owned: _leaks.Snapshot = field(
         default_factory=lambda: _leaks.Snapshot(frozenset(), frozenset(), frozenset())
     )
-    session_baseline: Optional[_leaks.Snapshot] = None
-    session_report: Optional[_leaks.LeakReport] = None
-    measurements: List[Tuple[str, _budget.Measurement]] = field(default_factory=list)
+    session_baseline: _leaks.Snapshot | None = None
+    session_report: _leaks.LeakReport | None = None
+    measurements: list[tuple[str, _budget.Measurement]] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, config) -> "_PluginState":
@@ -211,9 +212,9 @@ class LeakCheck:
     """Leak-check settings of one test; the ``leak_check`` fixture's value."""
 
     def __init__(self, ignore, timeout: float):
-        self.patterns: List[str] = list(ignore)
+        self.patterns: list[str] = list(ignore)
         self.timeout = timeout
-        self.baseline: Optional[_leaks.Snapshot] = None
+        self.baseline: _leaks.Snapshot | None = None
 
     def ignore(self, *patterns: str) -> None:
         """Ignore threads whose names match any of the shell-style patterns."""
@@ -231,10 +232,10 @@ def _leak_check_args(enabled=True, *, ignore=(), timeout=None):
     return bool(enabled), tuple(ignore), timeout
 
 
-def _leak_check_for(item, state: _PluginState) -> Optional[LeakCheck]:
+def _leak_check_for(item, state: _PluginState) -> LeakCheck | None:
     """Return the item's leak-check settings, or None when it is not checked."""
     marker = item.get_closest_marker("leak_check")
-    ignore: Tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
     timeout = None
     if marker is not None:
         enabled, ignore, timeout = _leak_check_args(*marker.args, **marker.kwargs)

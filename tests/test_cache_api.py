@@ -188,7 +188,7 @@ def test_len_propagates_timer_error():
     with pytest.raises(OSError, match="clock unavailable"):
         len(cache)
     with pytest.raises(OSError, match="clock unavailable"):
-        cache.currsize
+        _ = cache.currsize
 
 
 def test_iteration_skips_expired_and_allows_mutation():

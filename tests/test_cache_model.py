@@ -7,7 +7,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from pygamesvc import TTLCache
 
 KEYS = st.one_of(
-    st.integers(-5, 20), st.text(max_size=2), st.binary(max_size=2),
+    st.integers(-5, 20),
+    st.text(max_size=2),
+    st.binary(max_size=2),
     st.tuples(st.integers(0, 3)),
 )
 TTLS = st.one_of(st.none(), st.floats(0.5, 20))
@@ -105,6 +107,10 @@ class BoundedModel(RuleBasedStateMachine):
 
 
 TestCacheModel = CacheModel.TestCase
-TestCacheModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestCacheModel.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None
+)
 TestBoundedModel = BoundedModel.TestCase
-TestBoundedModel.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
+TestBoundedModel.settings = settings(
+    max_examples=40, stateful_step_count=40, deadline=None
+)

@@ -16,8 +16,9 @@ from pygamesvc import TTLCache
 
 TRACES = os.environ.get(
     "PYGAMESVC_TRACES",
-    os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared",
-                 "traces", "cache2k"),
+    os.path.join(
+        os.path.dirname(__file__), os.pardir, os.pardir, "shared", "traces", "cache2k"
+    ),
 )
 
 REFERENCE_LRU = {
@@ -30,7 +31,8 @@ def load_trace(name):
     path = os.path.join(TRACES, f"{name}.trace.xz")
     if not os.path.exists(path):
         pytest.skip(f"trace {path} not found; set PYGAMESVC_TRACES")
-    data = lzma.open(path).read()
+    with lzma.open(path) as trace:
+        data = trace.read()
     return struct.unpack(f">{len(data) // 4}i", data)
 
 

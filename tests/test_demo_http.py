@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from demo_process import DemoProcess  # noqa: E402
+from demo_process import DemoProcess
 
-from pygamesvc.demo.service import MAX_PAGE_SIZE  # noqa: E402
-from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS  # noqa: E402
+from pygamesvc.demo.service import MAX_PAGE_SIZE
+from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,12 @@ def test_list_players_default_page(demo):
     assert body["total"] == DEFAULT_SEED_PLAYERS
     assert [p["id"] for p in body["players"]] == list(range(1, 21))
     assert set(body["players"][0]) == {
-        "id", "name", "rating", "level", "region", "last_seen",
+        "id",
+        "name",
+        "rating",
+        "level",
+        "region",
+        "last_seen",
     }
 
 

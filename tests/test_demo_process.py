@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from demo_process import REPO_ROOT, DemoProcess  # noqa: E402
+from demo_process import REPO_ROOT, DemoProcess
 
 
 def run_cli(*args, timeout=30):
@@ -106,14 +106,22 @@ def test_csv_import_reports_bad_rows(tmp_path):
 def test_csv_missing_column_fails_start(tmp_path):
     csv_path = tmp_path / "players.csv"
     csv_path.write_text("name,rating\nAda,1500\n")
-    result = run_cli("demo", "--db", ":memory:", "--players", str(csv_path), "--port", "0")
+    result = run_cli(
+        "demo", "--db", ":memory:", "--players", str(csv_path), "--port", "0"
+    )
     assert result.returncode == 1
     assert "missing: level, region, last_seen" in result.stderr
 
 
 def test_csv_missing_file_fails_start(tmp_path):
     result = run_cli(
-        "demo", "--db", ":memory:", "--players", str(tmp_path / "none.csv"), "--port", "0"
+        "demo",
+        "--db",
+        ":memory:",
+        "--players",
+        str(tmp_path / "none.csv"),
+        "--port",
+        "0",
     )
     assert result.returncode == 1
     assert "No such file or directory" in result.stderr
@@ -141,7 +149,7 @@ def test_load_mode_prints_summary():
     assert "peak RSS:" in out
     assert "pool queue peak:" in out
     assert "load: " in service.log  # the progress line
-    total = [line for line in out.splitlines() if line.startswith("all ")][0]
+    total = next(line for line in out.splitlines() if line.startswith("all "))
     requests, errors = int(total.split()[1].replace(",", "")), int(total.split()[-1])
     assert requests > 0
     assert errors == 0
@@ -157,8 +165,15 @@ def test_help_names_units():
     result = run_cli("demo", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for option in ("--host", "--port", "--db", "--players", "--workers", "--load",
-                   "--concurrency"):
+    for option in (
+        "--host",
+        "--port",
+        "--db",
+        "--players",
+        "--workers",
+        "--load",
+        "--concurrency",
+    ):
         assert option in text
     assert "TCP port" in text
     assert "for this many seconds" in text

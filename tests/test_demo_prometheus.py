@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from demo_process import DemoProcess, _die_with_parent, free_port  # noqa: E402
+from demo_process import DemoProcess, _die_with_parent, free_port
 
 JOB = "pygamesvc-demo"
 DEADLINE_SECONDS = 45.0
@@ -28,7 +28,9 @@ DEADLINE_SECONDS = 45.0
 def prometheus_binary():
     path = shutil.which("prometheus")
     if path is None:
-        message = "prometheus binary not found; install it with: apt-get install prometheus"
+        message = (
+            "prometheus binary not found; install it with: apt-get install prometheus"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -97,7 +99,9 @@ def wait_for(base_url, process, promql, predicate):
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = process.stdout.read().decode(errors="replace")
-            pytest.fail(f"prometheus exited with status {process.returncode}:\n{output}")
+            pytest.fail(
+                f"prometheus exited with status {process.returncode}:\n{output}"
+            )
         result = query(base_url, promql)
         if predicate(result):
             return result

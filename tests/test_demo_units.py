@@ -13,7 +13,7 @@ from pygamesvc.demo.service import (
     PlayerService,
     UnknownPlayerError,
 )
-from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS, PlayerStore, REGIONS
+from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS, REGIONS, PlayerStore
 
 
 @pytest.fixture
@@ -52,7 +52,9 @@ def test_seed_values_in_range(store):
 
 
 def test_seed_rejects_negative_count(store):
-    with pytest.raises(ValueError, match="count must be a non-negative integer, got -1"):
+    with pytest.raises(
+        ValueError, match="count must be a non-negative integer, got -1"
+    ):
         store.seed(-1)
 
 
@@ -180,7 +182,9 @@ def test_service_match_runs_on_pool(service):
 def test_service_match_rejects(service):
     with pytest.raises(UnknownPlayerError):
         service.submit_match(10_000)
-    with pytest.raises(ValueError, match="count must be an integer from 1 to 50, got 0"):
+    with pytest.raises(
+        ValueError, match="count must be an integer from 1 to 50, got 0"
+    ):
         service.submit_match(3, count=0)
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "stress"))
-import exit_stress  # noqa: E402
+import exit_stress
 
 
 def run_and_check(count, time_limit):

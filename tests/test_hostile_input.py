@@ -51,8 +51,10 @@ INTS = {"zero", "negative", "huge"}
 def shared(value):
     """True for objects the interpreter shares everywhere (None, bools,
     small ints), whose refcounts other code changes all the time."""
-    return value is None or isinstance(value, bool) or (
-        type(value) is int and -5 <= value <= 256
+    return (
+        value is None
+        or isinstance(value, bool)
+        or (type(value) is int and -5 <= value <= 256)
     )
 
 
@@ -93,80 +95,240 @@ def app(scope, receive, send):
 # (label, argument name in messages, kind, valid value names, call)
 TARGETS = [
     ("WorkerPool workers", "workers", "int", set(), lambda v, p, c: WorkerPool(v)),
-    ("WorkerPool queue_size", "queue_size", "int", {"none", "zero"},
-     lambda v, p, c: WorkerPool(1, v)),
-    ("WorkerPool submit_timeout", "submit_timeout", "number",
-     {"none", "zero", "huge", "inf", "float"},
-     lambda v, p, c: WorkerPool(1, submit_timeout=v)),
-    ("WorkerPool name", "name", "str", {"none", "str"},
-     lambda v, p, c: WorkerPool(1, name=v)),
-    ("WorkerPool on_error", "on_error", "callable", {"none"},
-     lambda v, p, c: WorkerPool(1, on_error=v)),
+    (
+        "WorkerPool queue_size",
+        "queue_size",
+        "int",
+        {"none", "zero"},
+        lambda v, p, c: WorkerPool(1, v),
+    ),
+    (
+        "WorkerPool submit_timeout",
+        "submit_timeout",
+        "number",
+        {"none", "zero", "huge", "inf", "float"},
+        lambda v, p, c: WorkerPool(1, submit_timeout=v),
+    ),
+    (
+        "WorkerPool name",
+        "name",
+        "str",
+        {"none", "str"},
+        lambda v, p, c: WorkerPool(1, name=v),
+    ),
+    (
+        "WorkerPool on_error",
+        "on_error",
+        "callable",
+        {"none"},
+        lambda v, p, c: WorkerPool(1, on_error=v),
+    ),
     ("WorkerPool.execute", "fn", "callable", set(), lambda v, p, c: p.execute(v)),
-    ("WorkerPool.try_execute", "fn", "callable", set(),
-     lambda v, p, c: p.try_execute(v)),
+    (
+        "WorkerPool.try_execute",
+        "fn",
+        "callable",
+        set(),
+        lambda v, p, c: p.try_execute(v),
+    ),
     ("WorkerPool.submit", "fn", "callable", set(), lambda v, p, c: p.submit(v)),
-    ("WorkerPool.wait", "timeout", "number", {"none", "zero", "huge", "inf", "float"},
-     lambda v, p, c: p.wait(v)),
-    ("TTLCache maxsize", "maxsize", "int", {"none", "zero"},
-     lambda v, p, c: TTLCache(v, 1)),
-    ("TTLCache ttl", "ttl", "number", {"huge", "float"},
-     lambda v, p, c: TTLCache(1, v)),
-    ("TTLCache stripes", "stripes", "int", {"none"},
-     lambda v, p, c: TTLCache(1, 1, stripes=v)),
-    ("TTLCache sweep_interval", "sweep_interval", "number",
-     {"none", "zero", "huge", "float"},
-     lambda v, p, c: TTLCache(1, 1, sweep_interval=v)),
-    ("TTLCache timer", "timer", "callable", {"none"},
-     lambda v, p, c: TTLCache(1, 1, timer=v)),
-    ("TTLCache name", "name", "str", {"none", "str"},
-     lambda v, p, c: TTLCache(1, 1, name=v)),
-    ("TTLCache timer result", "timer", "number", {"zero", "negative", "float"},
-     lambda v, p, c: TTLCache(1, 1, timer=lambda: v).get("key")),
-    ("TTLCache.set ttl", "ttl", "number", {"none", "huge", "float"},
-     lambda v, p, c: c.set("key", 1, v)),
-    ("TTLCache.get_or_set factory", "factory", "callable", set(),
-     lambda v, p, c: c.get_or_set("hit", v)),
-    ("TTLCache.get_or_set ttl", "ttl", "number", {"none", "huge", "float"},
-     lambda v, p, c: c.get_or_set("key2", int, v)),
-    ("Histogram buckets item", "buckets", "number",
-     {"zero", "negative", "huge", "inf", "float"},
-     lambda v, p, c: Histogram("h", "d", buckets=[v], registry=None)),
-    ("Histogram buckets", "buckets", "iterable", {"none", "list"},
-     lambda v, p, c: Histogram("h", "d", buckets=v, registry=None)),
-    ("Histogram max_series", "max_series", "int", set(),
-     lambda v, p, c: Histogram("h", "d", max_series=v, registry=None)),
-    ("Histogram labelnames", "labelnames", "iterable", {"list"},
-     lambda v, p, c: Histogram("h", "d", v, registry=None)),
-    ("Histogram.observe", "value", "number",
-     {"zero", "negative", "huge", "nan", "inf", "-inf", "float"},
-     lambda v, p, c: Histogram("h", "d", registry=None).observe(v)),
-    ("Histogram.labels", "label", "str", {"str"},
-     lambda v, p, c: Histogram("h", "d", ["a"], registry=None).labels(v)),
-    ("Counter max_series", "max_series", "int", set(),
-     lambda v, p, c: Counter("c", "d", max_series=v, registry=None)),
-    ("Counter labelnames", "labelnames", "iterable", {"list"},
-     lambda v, p, c: Counter("c", "d", v, registry=None)),
-    ("Counter.inc", "amount", "number", {"zero", "huge", "float"},
-     lambda v, p, c: Counter("c", "d", registry=None).inc(v)),
-    ("Counter.labels", "label", "str", {"str"},
-     lambda v, p, c: Counter("c", "d", ["a"], registry=None).labels(v)),
-    ("start_metrics_collector interval", "interval", "number", {"float"},
-     lambda v, p, c: start_metrics_collector(v, registry=CollectorRegistry())),
-    ("start_metrics_collector registry", "registry", "registry", {"none"},
-     lambda v, p, c: start_metrics_collector(1.0, registry=v)),
-    ("ASGIMetricsMiddleware max_handlers", "max_handlers", "int", set(),
-     lambda v, p, c: ASGIMetricsMiddleware(
-         app, registry=CollectorRegistry(), max_handlers=v)),
-    ("ASGIMetricsMiddleware handler_label", "handler_label", "callable", {"none"},
-     lambda v, p, c: ASGIMetricsMiddleware(
-         app, registry=CollectorRegistry(), handler_label=v)),
-    ("WSGIMetricsMiddleware buckets", "buckets", "iterable", {"none", "list"},
-     lambda v, p, c: WSGIMetricsMiddleware(
-         app, registry=CollectorRegistry(), buckets=v)),
-    ("WSGIMetricsMiddleware max_handlers", "max_handlers", "int", set(),
-     lambda v, p, c: WSGIMetricsMiddleware(
-         app, registry=CollectorRegistry(), max_handlers=v)),
+    (
+        "WorkerPool.wait",
+        "timeout",
+        "number",
+        {"none", "zero", "huge", "inf", "float"},
+        lambda v, p, c: p.wait(v),
+    ),
+    (
+        "TTLCache maxsize",
+        "maxsize",
+        "int",
+        {"none", "zero"},
+        lambda v, p, c: TTLCache(v, 1),
+    ),
+    (
+        "TTLCache ttl",
+        "ttl",
+        "number",
+        {"huge", "float"},
+        lambda v, p, c: TTLCache(1, v),
+    ),
+    (
+        "TTLCache stripes",
+        "stripes",
+        "int",
+        {"none"},
+        lambda v, p, c: TTLCache(1, 1, stripes=v),
+    ),
+    (
+        "TTLCache sweep_interval",
+        "sweep_interval",
+        "number",
+        {"none", "zero", "huge", "float"},
+        lambda v, p, c: TTLCache(1, 1, sweep_interval=v),
+    ),
+    (
+        "TTLCache timer",
+        "timer",
+        "callable",
+        {"none"},
+        lambda v, p, c: TTLCache(1, 1, timer=v),
+    ),
+    (
+        "TTLCache name",
+        "name",
+        "str",
+        {"none", "str"},
+        lambda v, p, c: TTLCache(1, 1, name=v),
+    ),
+    (
+        "TTLCache timer result",
+        "timer",
+        "number",
+        {"zero", "negative", "float"},
+        lambda v, p, c: TTLCache(1, 1, timer=lambda: v).get("key"),
+    ),
+    (
+        "TTLCache.set ttl",
+        "ttl",
+        "number",
+        {"none", "huge", "float"},
+        lambda v, p, c: c.set("key", 1, v),
+    ),
+    (
+        "TTLCache.get_or_set factory",
+        "factory",
+        "callable",
+        set(),
+        lambda v, p, c: c.get_or_set("hit", v),
+    ),
+    (
+        "TTLCache.get_or_set ttl",
+        "ttl",
+        "number",
+        {"none", "huge", "float"},
+        lambda v, p, c: c.get_or_set("key2", int, v),
+    ),
+    (
+        "Histogram buckets item",
+        "buckets",
+        "number",
+        {"zero", "negative", "huge", "inf", "float"},
+        lambda v, p, c: Histogram("h", "d", buckets=[v], registry=None),
+    ),
+    (
+        "Histogram buckets",
+        "buckets",
+        "iterable",
+        {"none", "list"},
+        lambda v, p, c: Histogram("h", "d", buckets=v, registry=None),
+    ),
+    (
+        "Histogram max_series",
+        "max_series",
+        "int",
+        set(),
+        lambda v, p, c: Histogram("h", "d", max_series=v, registry=None),
+    ),
+    (
+        "Histogram labelnames",
+        "labelnames",
+        "iterable",
+        {"list"},
+        lambda v, p, c: Histogram("h", "d", v, registry=None),
+    ),
+    (
+        "Histogram.observe",
+        "value",
+        "number",
+        {"zero", "negative", "huge", "nan", "inf", "-inf", "float"},
+        lambda v, p, c: Histogram("h", "d", registry=None).observe(v),
+    ),
+    (
+        "Histogram.labels",
+        "label",
+        "str",
+        {"str"},
+        lambda v, p, c: Histogram("h", "d", ["a"], registry=None).labels(v),
+    ),
+    (
+        "Counter max_series",
+        "max_series",
+        "int",
+        set(),
+        lambda v, p, c: Counter("c", "d", max_series=v, registry=None),
+    ),
+    (
+        "Counter labelnames",
+        "labelnames",
+        "iterable",
+        {"list"},
+        lambda v, p, c: Counter("c", "d", v, registry=None),
+    ),
+    (
+        "Counter.inc",
+        "amount",
+        "number",
+        {"zero", "huge", "float"},
+        lambda v, p, c: Counter("c", "d", registry=None).inc(v),
+    ),
+    (
+        "Counter.labels",
+        "label",
+        "str",
+        {"str"},
+        lambda v, p, c: Counter("c", "d", ["a"], registry=None).labels(v),
+    ),
+    (
+        "start_metrics_collector interval",
+        "interval",
+        "number",
+        {"float"},
+        lambda v, p, c: start_metrics_collector(v, registry=CollectorRegistry()),
+    ),
+    (
+        "start_metrics_collector registry",
+        "registry",
+        "registry",
+        {"none"},
+        lambda v, p, c: start_metrics_collector(1.0, registry=v),
+    ),
+    (
+        "ASGIMetricsMiddleware max_handlers",
+        "max_handlers",
+        "int",
+        set(),
+        lambda v, p, c: ASGIMetricsMiddleware(
+            app, registry=CollectorRegistry(), max_handlers=v
+        ),
+    ),
+    (
+        "ASGIMetricsMiddleware handler_label",
+        "handler_label",
+        "callable",
+        {"none"},
+        lambda v, p, c: ASGIMetricsMiddleware(
+            app, registry=CollectorRegistry(), handler_label=v
+        ),
+    ),
+    (
+        "WSGIMetricsMiddleware buckets",
+        "buckets",
+        "iterable",
+        {"none", "list"},
+        lambda v, p, c: WSGIMetricsMiddleware(
+            app, registry=CollectorRegistry(), buckets=v
+        ),
+    ),
+    (
+        "WSGIMetricsMiddleware max_handlers",
+        "max_handlers",
+        "int",
+        set(),
+        lambda v, p, c: WSGIMetricsMiddleware(
+            app, registry=CollectorRegistry(), max_handlers=v
+        ),
+    ),
 ]
 
 CASES = [
@@ -515,7 +677,7 @@ def test_timed_function_raising_base_exception_is_observed(exc_type):
     histogram = Histogram("timed_seconds", "t", registry=None)
     with pytest.raises(exc_type):
         histogram.time()(raiser(exc_type))()
-    (_, _, total), = histogram._histogram._collect_series()
+    ((_, _, total),) = histogram._histogram._collect_series()
     assert total >= 0
     assert sum(histogram._histogram._collect_series()[0][1][-1:]) == 1
 

@@ -102,7 +102,7 @@ def test_shutdown_and_close(blocked_pool):
 def test_future_result_and_map_on_sigint(blocked_pool):
     # Future.result() waits in concurrent.futures' Python code, which only
     # a real signal wakes (interrupt_main() would wait for the timeout).
-    pool, gate = blocked_pool
+    _, gate = blocked_pool
     pool2 = WorkerPool(1)
     main_pid = os.getpid()
 
@@ -167,7 +167,7 @@ def test_get_or_set_waiter_interrupted_value_still_lands():
     assert cache.get_or_set("k", factory) is value
     assert calls == [1]
     cache.close()
-    del results
+    results.clear()
     assert sys.getrefcount(value) == before
 
 
@@ -217,8 +217,9 @@ def test_interrupt_storm_keeps_pool_and_cache_consistent():
     interrupts = 0
     with WorkerPool(2, 2) as pool:
         for round_number in range(20):
-            timer = threading.Timer(0.002 + round_number * 0.001,
-                                    _thread.interrupt_main)
+            timer = threading.Timer(
+                0.002 + round_number * 0.001, _thread.interrupt_main
+            )
             timer.start()
             try:
                 for i in range(100000):

@@ -30,22 +30,31 @@ def http_samples(registry):
 
 
 def count(samples, handler, method="GET"):
-    key = ("http_request_duration_seconds_count",
-           frozenset({"handler": handler, "method": method}.items()))
+    key = (
+        "http_request_duration_seconds_count",
+        frozenset({"handler": handler, "method": method}.items()),
+    )
     return samples.get(key, 0)
 
 
 def requests_total(samples, handler, status, method="GET"):
-    key = ("http_requests_total",
-           frozenset({"handler": handler, "method": method, "status": status}.items()))
+    key = (
+        "http_requests_total",
+        frozenset({"handler": handler, "method": method, "status": status}.items()),
+    )
     return samples.get(key, 0)
 
 
 def handler_values(samples):
-    return {dict(labels)["handler"] for name, labels in samples if name == "http_requests_total"}
+    return {
+        dict(labels)["handler"]
+        for name, labels in samples
+        if name == "http_requests_total"
+    }
 
 
 # --- ASGI: Starlette under uvicorn ------------------------------------------
+
 
 async def item(request):
     return PlainTextResponse(request.path_params["item_id"])
@@ -85,7 +94,9 @@ class ServerThread:
         self.port = self.socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="critical", lifespan="off")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]})
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}
+        )
 
     def __enter__(self):
         self.thread.start()
@@ -123,8 +134,10 @@ def test_asgi_random_path_flood_stays_bounded():
     registry = CollectorRegistry()
     # Label by raw path on purpose, the worst case the cap must contain.
     app = ASGIMetricsMiddleware(
-        starlette_app(), registry=registry,
-        handler_label=lambda scope: scope["path"], max_handlers=5,
+        starlette_app(),
+        registry=registry,
+        handler_label=lambda scope: scope["path"],
+        max_handlers=5,
     )
     with ServerThread(app) as base, new_client(base) as client:
         for _ in range(200):
@@ -134,7 +147,9 @@ def test_asgi_random_path_flood_stays_bounded():
     assert len(handlers) == 6  # five kept paths and "other"
     assert "other" in handlers
     assert requests_total(samples, "other", "2xx") == 195
-    series = [name for name, _ in samples if name == "http_request_duration_seconds_count"]
+    series = [
+        name for name, _ in samples if name == "http_request_duration_seconds_count"
+    ]
     assert len(series) == 6
 
 
@@ -152,6 +167,7 @@ def test_asgi_passes_other_scopes_through():
 
 
 # --- WSGI: wsgiref.simple_server --------------------------------------------
+
 
 class QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args):
@@ -177,7 +193,9 @@ def player_route(environ):
 class WSGIServerThread:
     def __init__(self, app):
         self.server = make_server("127.0.0.1", 0, app, WSGIServer, QuietHandler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}
+        )
 
     def __enter__(self):
         self.thread.start()
@@ -224,8 +242,10 @@ def test_wsgi_records_when_body_closed():
     registry = CollectorRegistry()
     app = WSGIMetricsMiddleware(wsgi_app, registry=registry)
     statuses = []
-    body = app({"PATH_INFO": "/players/1", "REQUEST_METHOD": "GET"},
-               lambda status, headers, exc_info=None: statuses.append(status))
+    body = app(
+        {"PATH_INFO": "/players/1", "REQUEST_METHOD": "GET"},
+        lambda status, headers, exc_info=None: statuses.append(status),
+    )
     assert b"".join(body) == b"player 1"
     assert count(http_samples(registry), "/players/1") == 0
     body.close()
@@ -244,7 +264,9 @@ def test_http_metrics_shared_per_registry():
     assert HTTPMetrics.for_registry(CollectorRegistry()) is not first.metrics
 
 
-@pytest.mark.parametrize("max_handlers, error", [(0, ValueError), (True, TypeError), ("5", TypeError)])
+@pytest.mark.parametrize(
+    "max_handlers, error", [(0, ValueError), (True, TypeError), ("5", TypeError)]
+)
 def test_http_metrics_rejects_bad_cap(max_handlers, error):
     with pytest.raises(error, match="max_handlers"):
         HTTPMetrics(CollectorRegistry(), max_handlers=max_handlers)

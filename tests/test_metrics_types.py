@@ -26,7 +26,9 @@ def samples(registry, name):
 
 def test_histogram_buckets_and_sum():
     registry = CollectorRegistry()
-    histogram = Histogram("latency_seconds", "Latency", buckets=[0.1, 1.0], registry=registry)
+    histogram = Histogram(
+        "latency_seconds", "Latency", buckets=[0.1, 1.0], registry=registry
+    )
     for value in (0.05, 0.1, 0.5, 2.0):
         histogram.observe(value)
     got = samples(registry, "latency_seconds")
@@ -40,7 +42,20 @@ def test_histogram_buckets_and_sum():
 def test_histogram_default_buckets_match_prometheus():
     histogram = Histogram("d_seconds", "d", registry=None)
     assert histogram.buckets == (
-        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.075,
+        0.1,
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+        2.5,
+        5.0,
+        7.5,
+        10.0,
     )
 
 
@@ -92,7 +107,11 @@ def test_labels_returns_cached_child():
         (lambda h: h.labels("a"), ValueError, "takes values for"),
         (lambda h: h.labels("a", "b", "c"), ValueError, "takes values for"),
         (lambda h: h.labels(a="x", z="y"), ValueError, "unknown or repeated"),
-        (lambda h: h.labels("a", shard="y"), ValueError, "all by position or all by name"),
+        (
+            lambda h: h.labels("a", shard="y"),
+            ValueError,
+            "all by position or all by name",
+        ),
         (lambda h: h.labels(1, "b"), TypeError, "must be a str, got int"),
         (lambda h: h.observe(1.0), ValueError, "has labels"),
         (lambda h: h.labels("a", "b").observe("1"), TypeError, "must be a number"),
@@ -112,7 +131,12 @@ def test_unlabelled_histogram_rejects_labels():
 
 @pytest.mark.parametrize(
     "labelnames, message",
-    [(["le"], "reserved"), (["__x"], "reserved"), (["a-b"], "must match"), (["a", "a"], "distinct")],
+    [
+        (["le"], "reserved"),
+        (["__x"], "reserved"),
+        (["a-b"], "must match"),
+        (["a", "a"], "distinct"),
+    ],
 )
 def test_histogram_rejects_bad_label_names(labelnames, message):
     with pytest.raises(ValueError, match=message):
@@ -218,7 +242,10 @@ def test_thread_storm_counts_every_observation():
         thread.start()
     for thread in threads:
         thread.join()
-    series = {values[0]: (cumulative, total) for values, cumulative, total in histogram._histogram._collect_series()}
+    series = {
+        values[0]: (cumulative, total)
+        for values, cumulative, total in histogram._histogram._collect_series()
+    }
     assert series["shared"][0] == [2 * per_thread, 4 * per_thread]
     assert series["shared"][1] == 2 * per_thread
     assert series["own0"][0] == [per_thread // 2, per_thread]

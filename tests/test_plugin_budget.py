@@ -84,7 +84,7 @@ def test_check_budget_argument_errors():
         check_budget(lambda: None)
     with pytest.raises(ValueError, match="ns_per_op must be > 0, got -5"):
         check_budget(lambda: None, ns_per_op=-5)
-    with pytest.raises(ValueError, match="margin must be >= 1.0, got 0.5"):
+    with pytest.raises(ValueError, match=r"margin must be >= 1\.0, got 0\.5"):
         check_budget(lambda: None, ns_per_op=5, margin=0.5)
     with pytest.raises(TypeError, match="fn must be callable, got int"):
         measure(3)

@@ -1,7 +1,5 @@
 """Load runs: run_load's figures, and the project's throughput target."""
 
-import json
-
 import pytest
 
 from pygamesvc import WorkerPool

@@ -83,7 +83,7 @@ def test_submit_timeout_raises_queue_full():
         wait_running(pool, 1)
         pool.execute(task)
         start = time.monotonic()
-        with pytest.raises(QueueFullError, match="submit timeout of 0.1 s"):
+        with pytest.raises(QueueFullError, match=r"submit timeout of 0\.1 s"):
             pool.execute(task)
         assert time.monotonic() - start >= 0.09
         with pytest.raises(QueueFullError):

@@ -72,15 +72,20 @@ class PoolCacheModel(RuleBasedStateMachine):
         return round(self.model[key][1] - self.now, 6)
 
     @rule(
-        batch=st.lists(st.tuples(KEYS, OPS, st.integers()), min_size=1, max_size=12,
-                       unique_by=lambda item: item[0])
+        batch=st.lists(
+            st.tuples(KEYS, OPS, st.integers()),
+            min_size=1,
+            max_size=12,
+            unique_by=lambda item: item[0],
+        )
     )
     def concurrent_batch(self, batch):
         live = self.live()
-        futures = [self.pool.submit(self.run_op, op, key, value)
-                   for key, op, value in batch]
+        futures = [
+            self.pool.submit(self.run_op, op, key, value) for key, op, value in batch
+        ]
         results = [future.result(30) for future in futures]
-        for (key, op, value), result in zip(batch, results):
+        for (key, op, value), result in zip(batch, results, strict=True):
             assert result == self.expect(op, key, value, live), (op, key)
 
     @rule(key=KEYS, value=st.integers(), callers=st.integers(2, 6))
@@ -94,8 +99,10 @@ class PoolCacheModel(RuleBasedStateMachine):
             gate.wait(1)  # let the other callers pile up on the flight
             return value
 
-        futures = [self.pool.submit(self.cache.get_or_set, key, factory)
-                   for _ in range(callers)]
+        futures = [
+            self.pool.submit(self.cache.get_or_set, key, factory)
+            for _ in range(callers)
+        ]
         gate.set()
         results = [future.result(30) for future in futures]
         expected = live.get(key, value)

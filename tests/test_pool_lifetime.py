@@ -273,7 +273,14 @@ if mode == "dropped":
 
 @pytest.mark.parametrize(
     "mode, status",
-    [("end", 0), ("full", 0), ("exit", 3), ("raise", 1), ("sigterm", 4), ("dropped", 0)],
+    [
+        ("end", 0),
+        ("full", 0),
+        ("exit", 3),
+        ("raise", 1),
+        ("sigterm", 4),
+        ("dropped", 0),
+    ],
 )
 def test_open_pools_finish_at_exit(tmp_path, mode, status):
     marker = tmp_path / "marker"

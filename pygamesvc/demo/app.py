@@ -28,12 +28,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pygamesvc.demo.matchmaking import DEFAULT_MATCH_COUNT
-from pygamesvc.metrics import ASGIMetricsMiddleware
 from pygamesvc.demo.service import (
     DEFAULT_PAGE_SIZE,
     MatchQueueFullError,
     UnknownPlayerError,
 )
+from pygamesvc.metrics import ASGIMetricsMiddleware
 
 __all__ = ["create_app"]
 
@@ -174,9 +174,7 @@ def _parse_match_body(raw):
         )
     player_id = body.get("player_id")
     if type(player_id) is not int or player_id < 0:
-        raise BadRequest(
-            f"player_id must be a non-negative integer, got {player_id!r}"
-        )
+        raise BadRequest(f"player_id must be a non-negative integer, got {player_id!r}")
     count = body.get("count", DEFAULT_MATCH_COUNT)
     if type(count) is not int:
         raise BadRequest(f"count must be an integer, got {count!r}")

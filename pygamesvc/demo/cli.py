@@ -139,7 +139,7 @@ def _configure_logging():
 
 
 def run_demo(args):
-    """Run the demo service (or load mode) until it is stopped; return the exit status."""
+    """Run the demo service (or load mode) until it stops; return its exit status."""
     _configure_logging()
     if args.concurrency > MAX_CONCURRENCY:
         print(
@@ -228,7 +228,9 @@ def _serve(args, signals):
             )
         log.info(
             "serving %d players on http://%s:%d",
-            service.total, _url_host(args.host), port,
+            service.total,
+            _url_host(args.host),
+            port,
         )
         server.run(sockets=[sock])
     finally:

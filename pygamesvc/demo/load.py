@@ -165,7 +165,8 @@ class LoadThread(threading.Thread):
         self.concurrency = concurrency
         self.stop_event = stop
         self.clients = [
-            HTTPClient(self.host, port, service.total, seed) for seed in range(concurrency)
+            HTTPClient(self.host, port, service.total, seed)
+            for seed in range(concurrency)
         ]
         self.elapsed = 0.0
         self.summary = None
@@ -324,12 +325,10 @@ def format_summary(load, summary):
         f"{'endpoint':<20}{'requests':>10}{'req/s':>10}"
         f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}",
     ]
-    rows = list(summary["endpoints"].items()) + [("all", summary["total"])]
+    rows = [*summary["endpoints"].items(), ("all", summary["total"])]
     for name, result in rows:
         values = result.latencies
-        cells = [
-            _milliseconds(_percentile(values, q)) for q in (0.50, 0.90, 0.99)
-        ]
+        cells = [_milliseconds(_percentile(values, q)) for q in (0.50, 0.90, 0.99)]
         lines.append(
             f"{name:<20}{result.requests:>10,}{result.requests / elapsed:>10,.1f}"
             f"{cells[0]:>9}{cells[1]:>9}{cells[2]:>9}{result.errors:>8,}"

@@ -13,21 +13,21 @@ import os
 import threading
 
 from pygamesvc import QueueFullError, TTLCache, WorkerPool
-from pygamesvc.metrics import start_metrics_collector
 from pygamesvc.demo.matchmaking import (
     DEFAULT_MATCH_COUNT,
     MAX_MATCH_COUNT,
     best_opponents,
 )
 from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS, PlayerStore
+from pygamesvc.metrics import start_metrics_collector
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_CACHE_TTL",
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
-    "PlayerPage",
     "MatchQueueFullError",
+    "PlayerPage",
     "PlayerService",
     "UnknownPlayerError",
 ]
@@ -167,7 +167,9 @@ class PlayerService:
             raise
         log.info(
             "player service started: %d players in %s, %d pool workers",
-            self.total, self.db_path, self.workers,
+            self.total,
+            self.db_path,
+            self.workers,
         )
         return self
 
@@ -209,7 +211,9 @@ class PlayerService:
                 log.warning("%s: %d more rows skipped", self.players_csv, unlogged)
             log.info(
                 "imported %d players from %s (%d rows skipped)",
-                report.imported, self.players_csv, len(report.errors),
+                report.imported,
+                self.players_csv,
+                len(report.errors),
             )
         elif existing == 0:
             self.seeded = self.store.seed(self.seed_players)
@@ -276,7 +280,9 @@ class PlayerService:
         """Return the Player with this id; raise UnknownPlayerError if none."""
         player = self.cache.get(player_id)
         if player is None:
-            player = self.cache.get_or_set(player_id, lambda: self._load_player(player_id))
+            player = self.cache.get_or_set(
+                player_id, lambda: self._load_player(player_id)
+            )
         if player is _UNKNOWN:
             raise UnknownPlayerError(player_id)
         return player

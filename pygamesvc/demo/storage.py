@@ -21,12 +21,12 @@ import threading
 __all__ = [
     "CSV_COLUMNS",
     "DEFAULT_SEED_PLAYERS",
-    "ImportReport",
     "LEVEL_RANGE",
-    "Player",
-    "PlayerStore",
     "RATING_RANGE",
     "REGIONS",
+    "ImportReport",
+    "Player",
+    "PlayerStore",
 ]
 
 DEFAULT_SEED_PLAYERS = 10_000
@@ -42,10 +42,42 @@ _SEED_EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 _SEED_WINDOW_SECONDS = 30 * 24 * 3600
 
 _NAME_PARTS = (
-    ("Swift", "Iron", "Silent", "Crimson", "Lucky", "Frost", "Shadow", "Brave",
-     "Rapid", "Golden", "Storm", "Quiet", "Wild", "Clever", "Bold", "Lone"),
-    ("Fox", "Wolf", "Hawk", "Bear", "Otter", "Raven", "Tiger", "Lynx",
-     "Viper", "Falcon", "Badger", "Moose", "Heron", "Panda", "Shark", "Owl"),
+    (
+        "Swift",
+        "Iron",
+        "Silent",
+        "Crimson",
+        "Lucky",
+        "Frost",
+        "Shadow",
+        "Brave",
+        "Rapid",
+        "Golden",
+        "Storm",
+        "Quiet",
+        "Wild",
+        "Clever",
+        "Bold",
+        "Lone",
+    ),
+    (
+        "Fox",
+        "Wolf",
+        "Hawk",
+        "Bear",
+        "Otter",
+        "Raven",
+        "Tiger",
+        "Lynx",
+        "Viper",
+        "Falcon",
+        "Badger",
+        "Moose",
+        "Heron",
+        "Panda",
+        "Shark",
+        "Owl",
+    ),
 )
 
 _SCHEMA = """

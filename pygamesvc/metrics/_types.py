@@ -27,9 +27,7 @@ _MAX_SERIES_LIMIT = 10**7
 
 def _validate_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
-            f"name must match [a-zA-Z_:][a-zA-Z0-9_:]*, got {name!r}"
-        )
+        raise ValueError(f"name must match [a-zA-Z_:][a-zA-Z0-9_:]*, got {name!r}")
     return name
 
 
@@ -176,9 +174,7 @@ class Histogram:
 
     def describe(self) -> list[Metric]:
         return [
-            HistogramMetricFamily(
-                self.name, self.documentation, labels=self.labelnames
-            )
+            HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         ]
 
     def collect(self) -> list[Metric]:
@@ -186,7 +182,9 @@ class Histogram:
             self.name, self.documentation, labels=self.labelnames
         )
         for values, cumulative, total in self._histogram._collect_series():
-            family.add_metric(list(values), list(zip(self._le, cumulative)), total)
+            family.add_metric(
+                list(values), list(zip(self._le, cumulative, strict=True)), total
+            )
         return [family]
 
 

@@ -161,7 +161,9 @@ class PygamesvcCollector:
         )
         for generation, cumulative, total, freed, stuck in series:
             labels = [str(generation)]
-            pauses.add_metric(labels, list(zip(_SHORT_LE, cumulative)), total)
+            pauses.add_metric(
+                labels, list(zip(_SHORT_LE, cumulative, strict=True)), total
+            )
             collected.add_metric(labels, freed)
             uncollectable.add_metric(labels, stuck)
         return [pauses, collected, uncollectable]
@@ -194,14 +196,18 @@ class PygamesvcCollector:
             for key in counters:
                 into[key] += pool[key]
             for key in ("wait_seconds", "run_seconds"):
-                buckets = [a + b for a, b in zip(into[key][0], pool[key][0])]
+                buckets = [
+                    a + b for a, b in zip(into[key][0], pool[key][0], strict=True)
+                ]
                 into[key] = (buckets, into[key][1] + pool[key][1])
         for name, pool in merged.items():
             for key, family in counters.items():
                 family.add_metric([name], pool[key])
             for family, key in ((wait, "wait_seconds"), (run, "run_seconds")):
                 cumulative, total = pool[key]
-                family.add_metric([name], list(zip(_SHORT_LE, cumulative)), total)
+                family.add_metric(
+                    [name], list(zip(_SHORT_LE, cumulative, strict=True)), total
+                )
         return [*counters.values(), wait, run]
 
     @staticmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
@@ -49,7 +49,7 @@ class HTTPMetrics:
     one for the same registry fails because the names are taken.
     """
 
-    _by_registry: dict[int, tuple[CollectorRegistry, HTTPMetrics]] = {}
+    _by_registry: ClassVar[dict[int, tuple[CollectorRegistry, HTTPMetrics]]] = {}
     _by_registry_lock = threading.Lock()
 
     def __init__(
@@ -299,7 +299,7 @@ class WSGIMetricsMiddleware:
 class _ClosingBody:
     """Response iterable that records the request when the server closes it."""
 
-    __slots__ = ("_body", "_middleware", "_environ", "_status", "_start", "_done")
+    __slots__ = ("_body", "_done", "_environ", "_middleware", "_start", "_status")
 
     def __init__(self, body, middleware, environ, status, start):
         self._body = body

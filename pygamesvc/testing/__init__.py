@@ -16,9 +16,9 @@ from pygamesvc.testing.budget import (
     measure,
 )
 from pygamesvc.testing.leaks import (
+    LeakedThread,
     LeakError,
     LeakReport,
-    LeakedThread,
     Snapshot,
     check_leaks,
     find_leaks,

@@ -15,17 +15,17 @@ is installed, tracemalloc's included, and is removed after the run.
 import gc
 import math
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
 
 from pygamesvc import _core
 
 __all__ = [
-    "AllocationCount",
-    "BudgetExceeded",
     "DEFAULT_MARGIN",
     "MARGIN_ENV",
+    "AllocationCount",
+    "BudgetExceeded",
     "Measurement",
     "check_budget",
     "count_allocations",
@@ -49,9 +49,9 @@ class Measurement:
     """Cost of one call, averaged over a calibrated loop."""
 
     ns_per_op: float  # best run of `repeat`
-    allocs_per_op: Optional[float]  # None when allocations were not counted
+    allocs_per_op: float | None  # None when allocations were not counted
     iterations: int  # calls per run
-    allocs: Optional[int] = None  # allocator calls during the counted run
+    allocs: int | None = None  # allocator calls during the counted run
 
     def __str__(self) -> str:
         text = f"{_format_number(self.ns_per_op)} ns/op"
@@ -71,7 +71,7 @@ class BudgetExceeded(AssertionError):
 class AllocationCount:
     """Result of :func:`count_allocations`; ``count`` is set on exit."""
 
-    count: Optional[int] = None
+    count: int | None = None
 
     def __repr__(self) -> str:
         return f"<AllocationCount count={self.count}>"
@@ -186,10 +186,10 @@ def measure(
 
 def check_budget(
     fn: Callable[[], object],
-    ns_per_op: Optional[float] = None,
-    allocs_per_op: Optional[float] = None,
+    ns_per_op: float | None = None,
+    allocs_per_op: float | None = None,
     *,
-    margin: Optional[float] = None,
+    margin: float | None = None,
     min_time: float = 0.1,
     repeat: int = 3,
 ) -> Measurement:

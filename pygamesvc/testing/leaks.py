@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Optional
 
 from pygamesvc import _resources
 
@@ -46,7 +46,7 @@ class LeakError(AssertionError):
         self.report = report
 
 
-def list_os_threads() -> Optional[Dict[int, str]]:
+def list_os_threads() -> dict[int, str] | None:
     """Return {thread id: name} for every OS thread of this process.
 
     On Linux this reads /proc/self/task, where the name is the kernel's
@@ -68,7 +68,7 @@ def list_os_threads() -> Optional[Dict[int, str]]:
     return threads
 
 
-def _list_os_threads_psutil() -> Optional[Dict[int, str]]:
+def _list_os_threads_psutil() -> dict[int, str] | None:
     try:
         import psutil
     except ImportError:
@@ -76,7 +76,7 @@ def _list_os_threads_psutil() -> Optional[Dict[int, str]]:
     return {thread.id: "" for thread in psutil.Process().threads()}
 
 
-def _python_threads() -> List[threading.Thread]:
+def _python_threads() -> list[threading.Thread]:
     # A _DummyThread stands for a thread started outside the threading
     # module (a pool worker that called current_thread(), say).  It stays in
     # threading.enumerate() after its thread has exited, so the OS-level
@@ -92,9 +92,9 @@ def _python_threads() -> List[threading.Thread]:
 class Snapshot:
     """The threads and open resources that exist at one moment."""
 
-    python_threads: FrozenSet[threading.Thread]
-    os_threads: Optional[FrozenSet[int]]  # None: not available here
-    resources: FrozenSet[int]  # tokens from pygamesvc._resources
+    python_threads: frozenset[threading.Thread]
+    os_threads: frozenset[int] | None  # None: not available here
+    resources: frozenset[int]  # tokens from pygamesvc._resources
 
     def merged(self, other: "Snapshot") -> "Snapshot":
         """Return a snapshot that contains the items of both."""
@@ -136,9 +136,9 @@ class LeakedThread:
     """A thread that was not in the baseline snapshot."""
 
     name: str
-    native_id: Optional[int]
-    ident: Optional[int] = None  # Python threads only
-    stack: Optional[str] = None  # Python threads only: where it is running
+    native_id: int | None
+    ident: int | None = None  # Python threads only
+    stack: str | None = None  # Python threads only: where it is running
 
     @property
     def is_python(self) -> bool:
@@ -160,8 +160,8 @@ class LeakedThread:
 class LeakReport:
     """Leaked threads and open resources; false when there are none."""
 
-    threads: List[LeakedThread] = field(default_factory=list)
-    resources: List[_resources.OpenResource] = field(default_factory=list)
+    threads: list[LeakedThread] = field(default_factory=list)
+    resources: list[_resources.OpenResource] = field(default_factory=list)
     waited: float = 0.0  # seconds spent waiting for threads to exit
 
     def __bool__(self) -> bool:
@@ -193,7 +193,7 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
-def _format_stack(ident: int) -> Optional[str]:
+def _format_stack(ident: int) -> str | None:
     frame = sys._current_frames().get(ident)
     if frame is None:
         return None

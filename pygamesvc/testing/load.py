@@ -3,8 +3,8 @@
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
 
 from pygamesvc.pool import WorkerPool
 
@@ -25,7 +25,7 @@ class LoadResult:
     p90: float
     p99: float
     max: float
-    first_error: Optional[str] = None  # repr of the first exception seen
+    first_error: str | None = None  # repr of the first exception seen
 
     def __str__(self) -> str:
         rows = [
@@ -67,12 +67,12 @@ def _check_count(name: str, value) -> None:
 
 
 class _ClientResult:
-    __slots__ = ("latencies", "errors", "first_error", "finished")
+    __slots__ = ("errors", "finished", "first_error", "latencies")
 
     def __init__(self) -> None:
-        self.latencies: List[int] = []
+        self.latencies: list[int] = []
         self.errors = 0
-        self.first_error: Optional[BaseException] = None
+        self.first_error: BaseException | None = None
         self.finished = 0.0
 
 
@@ -81,8 +81,8 @@ def run_load(
     clients: int,
     requests: int,
     *,
-    pool: Optional[WorkerPool] = None,
-    is_error: Optional[Callable[[object], bool]] = None,
+    pool: WorkerPool | None = None,
+    is_error: Callable[[object], bool] | None = None,
 ) -> LoadResult:
     """Call ``fn()`` from ``clients`` concurrent clients, ``requests`` times each.
 

@@ -28,7 +28,7 @@ mode and exits 1 if any child failed.
 """
 
 import argparse
-import collections
+import contextlib
 import os
 import random
 import signal
@@ -82,10 +82,9 @@ def child_main(mode, blocked_in, seed):
         """A value whose finalizer reads a cache, as a real __del__ might."""
 
         def __del__(self):
-            try:
+            # The cache may have been closed first.
+            with contextlib.suppress(RuntimeError):
                 bounded.get("probe")
-            except RuntimeError:
-                pass  # the cache was closed first
 
     for i in range(300):
         fast[i] = Reentrant()
@@ -223,8 +222,12 @@ def run_one(index, mode, blocked_in, timeout):
         process.stderr.close()
     stdout, stderr = "".join(stdout_lines), "".join(stderr_chunks)
     seconds = time.monotonic() - start
-    return mode, blocked_in, check_child(mode, process.returncode, stdout,
-                                         stderr, seconds, timeout), seconds
+    return (
+        mode,
+        blocked_in,
+        check_child(mode, process.returncode, stdout, stderr, seconds, timeout),
+        seconds,
+    )
 
 
 def check_child(mode, status, stdout, stderr, seconds, timeout):
@@ -293,21 +296,41 @@ def run_stress(count, jobs, timeout, time_limit, seed=None, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=200,
-                        help="number of child processes (default: 200)")
-    parser.add_argument("--jobs", type=int, default=3,
-                        help="children running at the same time (default: 3)")
-    parser.add_argument("--timeout", type=float, default=20.0,
-                        help="seconds one child may take before it counts as "
-                        "hung (default: 20)")
-    parser.add_argument("--time-limit", type=float, default=150.0,
-                        help="seconds after which no new child starts; those "
-                        "left count as failures (default: 150)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed for where signals find the main thread")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=200,
+        help="number of child processes (default: 200)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=3,
+        help="children running at the same time (default: 3)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds one child may take before it counts as hung (default: 20)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=150.0,
+        help="seconds after which no new child starts; those "
+        "left count as failures (default: 150)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for where signals find the main thread",
+    )
     args = parser.parse_args(argv)
-    _, failures, elapsed = run_stress(args.count, args.jobs, args.timeout,
-                                      args.time_limit, args.seed)
+    _, failures, elapsed = run_stress(
+        args.count, args.jobs, args.timeout, args.time_limit, args.seed
+    )
     if elapsed > args.time_limit:
         print(f"FAILED: took {elapsed:.1f} s, over the {args.time_limit} s limit")
         return 1
