@@ -4,11 +4,12 @@ import json
 import time
 
 import pytest
+from plugin_args import LOAD_PLUGIN
 
 from pygamesvc.testing import BudgetExceeded, check_budget, measure
 from pygamesvc.testing.budget import MARGIN_ENV, default_margin
 
-PLUGIN = ("-p", "pygamesvc.pytest_plugin")
+PLUGIN = LOAD_PLUGIN
 
 
 def spin(ns):

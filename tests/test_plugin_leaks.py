@@ -9,12 +9,13 @@ import os
 import threading
 
 import pytest
+from plugin_args import LOAD_PLUGIN
 
 from pygamesvc import WorkerPool
 from pygamesvc.testing import LeakError, check_leaks, find_leaks, snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN = ("-p", "pygamesvc.pytest_plugin", "--leak-check-timeout=0.2")
+PLUGIN = (*LOAD_PLUGIN, "--leak-check-timeout=0.2")
 
 LEAKY_TEST = """
 import threading
@@ -243,7 +244,7 @@ def test_session_check_preexisting_threads(pytester, run_pytest):
 
 
 def test_help_lists_options(pytester):
-    result = pytester.runpytest("-p", "pygamesvc.pytest_plugin", "--help")
+    result = pytester.runpytest(*LOAD_PLUGIN, "--help")
     result.stdout.fnmatch_lines(
         [
             "*--leak-check *",
@@ -256,7 +257,7 @@ def test_help_lists_options(pytester):
 
 
 def test_markers_listed(pytester):
-    result = pytester.runpytest("-p", "pygamesvc.pytest_plugin", "--markers")
+    result = pytester.runpytest(*LOAD_PLUGIN, "--markers")
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.leak_check(enabled=True, *",
@@ -267,7 +268,7 @@ def test_markers_listed(pytester):
 
 def test_invalid_timeout_is_usage_error(pytester):
     pytester.makeini("[pytest]\nleak_check_timeout = soon\n")
-    result = pytester.runpytest("-p", "pygamesvc.pytest_plugin")
+    result = pytester.runpytest(*LOAD_PLUGIN)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*ini option leak_check_timeout must be a number, got 'soon'*"]
