@@ -13,6 +13,10 @@
 #include "pgs_time.h"
 
 #define DEFAULT_QUEUE_PER_WORKER 256
+/* Bounds that keep a typo from asking for millions of threads or a ring
+   buffer of gigabytes. */
+#define MAX_WORKERS 4096
+#define MAX_QUEUE_SIZE ((Py_ssize_t)1 << 26)
 #define DRAIN_CHUNK 64
 
 typedef struct {
@@ -130,8 +134,8 @@ push_job(PoolObject *self, const pgs_job *job, int64_t deadline_ns,
                          self->name, self->submit_timeout);
         else
             PyErr_Format(self->state->queue_full_error,
-                         "WorkerPool %R: the queue stayed full (%zd tasks) "
-                         "for the submit timeout of %R s; raise "
+                         "WorkerPool %R: the queue (queue_size=%zd) stayed "
+                         "full for the submit timeout of %R s; raise "
                          "submit_timeout or queue_size, or use try_execute()",
                          self->name, self->queue_size, self->submit_timeout);
         return -1;
@@ -139,7 +143,7 @@ push_job(PoolObject *self, const pgs_job *job, int64_t deadline_ns,
         pgs_pool_note_rejected(self->pool);
         PyErr_Format(self->state->queue_full_error,
                      "WorkerPool %R: a task submitted to its own pool while "
-                     "the queue was full (%zd tasks); waiting there could "
+                     "the queue (queue_size=%zd) was full; waiting there could "
                      "block every worker forever, so the task was rejected",
                      self->name, self->queue_size);
         return -1;
@@ -482,30 +486,34 @@ pool_stats(PyObject *op, PyObject *unused)
  * Construction and teardown
  */
 
+/* Parse an int argument in [minimum, maximum]; 0, or -1 with an error. */
 static int
 parse_count(PyObject *value, const char *name, Py_ssize_t minimum,
-            Py_ssize_t *out)
+            Py_ssize_t maximum, Py_ssize_t *out)
 {
     const char *what = minimum > 0 ? "a positive int" : "a non-negative int";
+    int overflow;
+    long long number;
 
     if (PyBool_Check(value) || !PyLong_Check(value)) {
         PyErr_Format(PyExc_TypeError, "%s must be %s, got %.100s", name, what,
                      Py_TYPE(value)->tp_name);
         return -1;
     }
-    *out = PyLong_AsSsize_t(value);
-    if (*out == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be %s that fits in memory, got %R", name, what,
-                     value);
+    number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (number == -1 && PyErr_Occurred())
         return -1;
-    }
-    if (*out < minimum) {
+    if (overflow < 0 || (overflow == 0 && number < minimum)) {
         PyErr_Format(PyExc_ValueError, "%s must be %s, got %R", name, what,
                      value);
         return -1;
     }
+    if (overflow > 0 || number > maximum) {
+        PyErr_Format(PyExc_ValueError, "%s must be at most %zd, got %R", name,
+                     maximum, value);
+        return -1;
+    }
+    *out = (Py_ssize_t)number;
     return 0;
 }
 
@@ -516,23 +524,13 @@ parse_pool_args(PoolObject *self, PyObject *workers, PyObject *queue_size,
 {
     int64_t deadline;
 
-    if (parse_count(workers, "workers", 1, &self->workers) < 0)
+    if (parse_count(workers, "workers", 1, MAX_WORKERS, &self->workers) < 0)
         return -1;
-    if (self->workers > 4096) {
-        PyErr_Format(PyExc_ValueError, "workers must be at most 4096, got %zd",
-                     self->workers);
-        return -1;
-    }
     if (queue_size == Py_None)
         self->queue_size = self->workers * DEFAULT_QUEUE_PER_WORKER;
-    else if (parse_count(queue_size, "queue_size", 0, &self->queue_size) < 0)
+    else if (parse_count(queue_size, "queue_size", 0, MAX_QUEUE_SIZE,
+                         &self->queue_size) < 0)
         return -1;
-    if (self->queue_size > (Py_ssize_t)1 << 26) {
-        PyErr_Format(PyExc_ValueError,
-                     "queue_size must be at most %zd, got %zd",
-                     (Py_ssize_t)1 << 26, self->queue_size);
-        return -1;
-    }
     if (on_error != Py_None && !PyCallable_Check(on_error)) {
         PyErr_Format(PyExc_TypeError,
                      "on_error must be callable or None, got %.100s",

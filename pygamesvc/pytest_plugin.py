@@ -182,6 +182,11 @@ class _PluginState:
         ignore = tuple(config.getini("leak_check_ignore")) + tuple(
             config.getoption("leak_check_ignore")
         )
+        if margin is None:
+            try:
+                margin = _budget.default_margin()
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
         return cls(
             leak_check_all=bool(
                 config.getoption("leak_check") or config.getini("leak_check")
@@ -193,7 +198,7 @@ class _PluginState:
             timeout=_leaks.DEFAULT_TIMEOUT if timeout is None else timeout,
             ignore=ignore,
             ignore_preexisting=config.getini("leak_check_ignore_preexisting"),
-            margin=_budget.default_margin() if margin is None else margin,
+            margin=margin,
             benchmark_allocs=config.getini("benchmark_allocs"),
         )
 

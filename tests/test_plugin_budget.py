@@ -186,6 +186,14 @@ def test_budget_margin_ini_validated(pytester):
     result.stderr.fnmatch_lines(["*budget_margin must be >= 1.0, got 0.5*"])
 
 
+def test_budget_margin_env_validated(pytester, monkeypatch):
+    monkeypatch.setenv(MARGIN_ENV, "0.5")
+    result = pytester.runpytest(*PLUGIN)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*PYGAMESVC_BUDGET_MARGIN must be a number*"])
+    assert "INTERNALERROR" not in result.stderr.str()
+
+
 def test_benchmark_extra_info_gets_allocs(pytester, tmp_path):
     pytester.makepyfile(
         """

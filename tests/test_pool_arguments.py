@@ -16,7 +16,8 @@ from pygamesvc import WorkerPool
         ("4", TypeError, "workers must be a positive int, got str"),
         (2.0, TypeError, "workers must be a positive int, got float"),
         (None, TypeError, "workers must be a positive int, got NoneType"),
-        (10**30, ValueError, "workers must be a positive int that fits"),
+        (10**30, ValueError, "workers must be at most 4096, got 1000000000000"),
+        (-(10**30), ValueError, "workers must be a positive int, got -1000000"),
         (5000, ValueError, "workers must be at most 4096, got 5000"),
     ],
 )
