@@ -102,41 +102,40 @@ count_call(void)
 
 /* Four hooks per domain; they differ only in which wrapped allocator they
    use, because ctx cannot be trusted (see the top of the file). */
-#define DEFINE_DOMAIN_HOOKS(suffix, domain)                                  \
-    static void *hook_malloc_##suffix(void *ctx, size_t size)                \
-    {                                                                        \
-        const PyMemAllocatorEx *next = wrapped(domain);                      \
-                                                                             \
-        (void)ctx;                                                           \
-        count_call();                                                        \
-        return next->malloc(next->ctx, size);                                \
-    }                                                                        \
-                                                                             \
-    static void *hook_calloc_##suffix(void *ctx, size_t nelem,               \
-                                      size_t elsize)                         \
-    {                                                                        \
-        const PyMemAllocatorEx *next = wrapped(domain);                      \
-                                                                             \
-        (void)ctx;                                                           \
-        count_call();                                                        \
-        return next->calloc(next->ctx, nelem, elsize);                       \
-    }                                                                        \
-                                                                             \
-    static void *hook_realloc_##suffix(void *ctx, void *ptr, size_t size)    \
-    {                                                                        \
-        const PyMemAllocatorEx *next = wrapped(domain);                      \
-                                                                             \
-        (void)ctx;                                                           \
-        count_call();                                                        \
-        return next->realloc(next->ctx, ptr, size);                          \
-    }                                                                        \
-                                                                             \
-    static void hook_free_##suffix(void *ctx, void *ptr)                     \
-    {                                                                        \
-        const PyMemAllocatorEx *next = wrapped(domain);                      \
-                                                                             \
-        (void)ctx;                                                           \
-        next->free(next->ctx, ptr);                                          \
+#define DEFINE_DOMAIN_HOOKS(suffix, domain)                                    \
+    static void *hook_malloc_##suffix(void *ctx, size_t size)                  \
+    {                                                                          \
+        const PyMemAllocatorEx *next = wrapped(domain);                        \
+                                                                               \
+        (void)ctx;                                                             \
+        count_call();                                                          \
+        return next->malloc(next->ctx, size);                                  \
+    }                                                                          \
+                                                                               \
+    static void *hook_calloc_##suffix(void *ctx, size_t nelem, size_t elsize)  \
+    {                                                                          \
+        const PyMemAllocatorEx *next = wrapped(domain);                        \
+                                                                               \
+        (void)ctx;                                                             \
+        count_call();                                                          \
+        return next->calloc(next->ctx, nelem, elsize);                         \
+    }                                                                          \
+                                                                               \
+    static void *hook_realloc_##suffix(void *ctx, void *ptr, size_t size)      \
+    {                                                                          \
+        const PyMemAllocatorEx *next = wrapped(domain);                        \
+                                                                               \
+        (void)ctx;                                                             \
+        count_call();                                                          \
+        return next->realloc(next->ctx, ptr, size);                            \
+    }                                                                          \
+                                                                               \
+    static void hook_free_##suffix(void *ctx, void *ptr)                       \
+    {                                                                          \
+        const PyMemAllocatorEx *next = wrapped(domain);                        \
+                                                                               \
+        (void)ctx;                                                             \
+        next->free(next->ctx, ptr);                                            \
     }
 
 DEFINE_DOMAIN_HOOKS(raw, DOMAIN_RAW)
@@ -214,8 +213,8 @@ start_counting(uint64_t *base)
            remove them, and tracemalloc.stop() has put them back since.
            Wrapping them again would make them call themselves. */
         if (same_allocator(&current, &hooks[domain])) {
-            found[domain] = atomic_load_explicit(&forward_to[domain],
-                                                 memory_order_acquire);
+            found[domain] =
+                atomic_load_explicit(&forward_to[domain], memory_order_acquire);
             buried[domain] = 0;
             continue;
         }
@@ -283,11 +282,10 @@ stop_counting(uint64_t base, uint64_t *calls)
             replaced = 1;
             continue;
         }
-        PyMem_SetAllocator(
-            python_domains[domain],
-            (PyMemAllocatorEx *)&atomic_load_explicit(&forward_to[domain],
-                                                      memory_order_acquire)
-                ->allocator);
+        PyMem_SetAllocator(python_domains[domain],
+                           (PyMemAllocatorEx *)&atomic_load_explicit(
+                               &forward_to[domain], memory_order_acquire)
+                               ->allocator);
     }
     if (replaced) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -427,11 +425,12 @@ count_one_call(PyObject *module, PyObject *args)
                      Py_TYPE(call_args)->tp_name);
         return NULL;
     }
-    if (call_kwargs == Py_None || (PyDict_Check(call_kwargs) &&
-                                   PyDict_GET_SIZE(call_kwargs) == 0))
+    if (call_kwargs == Py_None ||
+        (PyDict_Check(call_kwargs) && PyDict_GET_SIZE(call_kwargs) == 0))
         call_kwargs = NULL;
     else if (!PyDict_Check(call_kwargs)) {
-        PyErr_Format(PyExc_TypeError, "kwargs must be a dict or None, got %.100s",
+        PyErr_Format(PyExc_TypeError,
+                     "kwargs must be a dict or None, got %.100s",
                      Py_TYPE(call_kwargs)->tp_name);
         return NULL;
     }
