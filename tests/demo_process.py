@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_SERVING = re.compile(r"serving (\d+) players on http://([^:\s]+):(\d+)")
+_SERVING = re.compile(r"serving (\d+) players? on http://([^:\s]+):(\d+)")
 _PR_SET_PDEATHSIG = 1
 
 

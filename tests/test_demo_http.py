@@ -77,9 +77,7 @@ def test_list_players_past_the_end(demo):
 
 
 @pytest.mark.parametrize("name", ["limit", "offset"])
-@pytest.mark.parametrize(
-    "value", ["abc", "-1", "1.5", "", "%201", "1e3", pytest.param("9" * 40, id="9x40")]
-)
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "", "%201", "1e3"])
 def test_list_players_rejects_bad_parameter(demo, name, value):
     status, headers, raw = demo.request("GET", f"/players?{name}={value}")
     assert status == 400
@@ -138,7 +136,8 @@ def test_match_default_count(demo):
         pytest.param(
             b"[" * 50_000, "request body is nested too deeply", id="deep-nesting"
         ),
-        ({}, "player_id must be a non-negative integer, got None"),
+        ({}, "missing required field player_id"),
+        ({"player_id": None}, "player_id must be a non-negative integer, got None"),
         ({"player_id": "7"}, "player_id must be a non-negative integer, got '7'"),
         ({"player_id": True}, "player_id must be a non-negative integer, got True"),
         ({"player_id": -1}, "player_id must be a non-negative integer, got -1"),

@@ -186,7 +186,10 @@ def test_help_names_units():
         (["--port", "70000"], "port must be from 0 to 65535, got 70000"),
         (["--port", "http"], "port must be an integer, got 'http'"),
         (["--workers", "0"], "workers must be a positive integer, got 0"),
-        (["--load", "-1"], "load duration must be from 0 to 86400 seconds"),
+        (
+            ["--load", "-1"],
+            "load duration must be greater than 0 and at most 86400 seconds",
+        ),
         (["--concurrency", "1000"], "concurrency must be at most 256, got 1000"),
     ],
 )

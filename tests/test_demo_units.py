@@ -93,7 +93,10 @@ def test_import_csv_without_valid_rows(store, tmp_path):
     store.seed(5)
     path = tmp_path / "players.csv"
     path.write_text("name,rating,level,region,last_seen\nAda,x,1,eu,2025-01-01\n")
-    with pytest.raises(ValueError, match=r"no valid player rows \(1 rows skipped\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"no valid player rows, so nothing was imported \(1 row skipped\)",
+    ):
         store.import_csv(path)
     assert store.count() == 5
 

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from pygamesvc.demo.matchmaking import DEFAULT_MATCH_COUNT
 from pygamesvc.demo.service import (
     DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     MatchQueueFullError,
     UnknownPlayerError,
 )
@@ -40,9 +41,13 @@ __all__ = ["create_app"]
 # The largest POST /match body read; a match request needs about 40 bytes.
 MAX_BODY_BYTES = 64 * 1024
 
-# Longer digit strings cannot be a row id or a useful offset, and int() of a
-# huge string costs time, so the parser rejects them up front.
+# The largest player id and offset accepted: longer digit strings cannot be
+# a row id or a useful offset, and int() of a huge string costs time, so the
+# parser rejects them before converting.
 _MAX_DIGITS = 18
+MAX_ID = 10**_MAX_DIGITS - 1
+# Shown in a message in place of a longer rejected value.
+_MAX_ECHO_CHARS = 40
 
 
 class BadRequest(Exception):
@@ -57,18 +62,38 @@ def _error(status, message):
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _parse_non_negative(name, text):
-    """Return ``text`` as an int >= 0 or raise BadRequest naming ``name``."""
-    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS):
-        raise BadRequest(f"{name} must be a non-negative integer, got {text!r}")
-    return int(text)
+def _echo(text):
+    """Return ``repr(text)``, shortened for a message if it is long."""
+    if len(text) <= _MAX_ECHO_CHARS:
+        return repr(text)
+    return f"{text[:_MAX_ECHO_CHARS]!r}... ({len(text)} characters)"
 
 
-def _query_int(request, name, default):
+def _parse_non_negative(name, text, *, cap=None):
+    """Return ``text`` as an int from 0 to MAX_ID or raise BadRequest naming ``name``.
+
+    With ``cap``, a value above it, however many digits, returns ``cap``.
+    """
+    if not (text.isascii() and text.isdigit()):
+        raise BadRequest(f"{name} must be a non-negative integer, got {_echo(text)}")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:
+        if cap is not None:
+            return cap
+        raise BadRequest(
+            f"{name} must be a non-negative integer at most {MAX_ID}, got {_echo(text)}"
+        )
+    value = int(digits)
+    if cap is not None and value > cap:
+        return cap
+    return value
+
+
+def _query_int(request, name, default, *, cap=None):
     text = request.query_params.get(name)
     if text is None:
         return default
-    return _parse_non_negative(name, text)
+    return _parse_non_negative(name, text, cap=cap)
 
 
 def create_app(service, *, registry=prometheus_client.REGISTRY, request_metrics=True):
@@ -82,7 +107,7 @@ def create_app(service, *, registry=prometheus_client.REGISTRY, request_metrics=
 
     async def list_players(request):
         try:
-            limit = _query_int(request, "limit", DEFAULT_PAGE_SIZE)
+            limit = _query_int(request, "limit", DEFAULT_PAGE_SIZE, cap=MAX_PAGE_SIZE)
             offset = _query_int(request, "offset", 0)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
@@ -172,7 +197,9 @@ def _parse_match_body(raw):
         raise BadRequest(
             f"request body must be a JSON object, got {type(body).__name__}"
         )
-    player_id = body.get("player_id")
+    if "player_id" not in body:
+        raise BadRequest("missing required field player_id")
+    player_id = body["player_id"]
     if type(player_id) is not int or player_id < 0:
         raise BadRequest(f"player_id must be a non-negative integer, got {player_id!r}")
     count = body.get("count", DEFAULT_MATCH_COUNT)

@@ -6,8 +6,11 @@ This module imports only the standard library at import time, so
 
 import argparse
 import logging
+import sqlite3
 import sys
 import threading
+
+from pygamesvc.demo.text import count_noun
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -17,6 +20,7 @@ DEFAULT_PORT = 8000
 DEFAULT_DB = "pygamesvc-demo.db"
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 256
+MAX_LOAD_SECONDS = 24 * 3600
 
 
 def _port(text):
@@ -26,12 +30,16 @@ def _port(text):
     return value
 
 
-def _positive_int(name):
+def _positive_int(name, maximum=None):
     def parse(text):
         value = _integer(name, text)
         if value < 1:
             raise argparse.ArgumentTypeError(
                 f"{name} must be a positive integer, got {value}"
+            )
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be at most {maximum}, got {value}"
             )
         return value
 
@@ -54,9 +62,10 @@ def _seconds(text):
         raise argparse.ArgumentTypeError(
             f"load duration must be a number of seconds, got {text!r}"
         ) from None
-    if not 0 < value <= 24 * 3600:
+    if not 0 < value <= MAX_LOAD_SECONDS:
         raise argparse.ArgumentTypeError(
-            f"load duration must be from 0 to 86400 seconds, got {text}"
+            "load duration must be greater than 0 and at most "
+            f"{MAX_LOAD_SECONDS} seconds, got {text}"
         )
     return value
 
@@ -118,17 +127,20 @@ def add_demo_arguments(parser):
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_int("concurrency"),
-        default=DEFAULT_CONCURRENCY,
+        type=_positive_int("concurrency", MAX_CONCURRENCY),
+        default=None,
         metavar="N",
-        help="with --load: number of concurrent HTTP clients, each with one "
-        f"keep-alive connection (default: %(default)s, at most {MAX_CONCURRENCY})",
+        help="with --load only: number of concurrent HTTP clients, each with one "
+        f"keep-alive connection (default: {DEFAULT_CONCURRENCY}, "
+        f"at most {MAX_CONCURRENCY})",
     )
     parser.epilog = (
         f"GET /players returns at most {MAX_PAGE_SIZE} players a page. "
         "SIGINT or SIGTERM stops the service after in-flight requests finish."
     )
-    parser.set_defaults(func=run_demo)
+    # run_demo reports option combinations that argparse cannot check through
+    # usage_error, so they look like every other usage error.
+    parser.set_defaults(func=run_demo, usage_error=parser.error)
 
 
 def _configure_logging():
@@ -139,22 +151,23 @@ def _configure_logging():
 
 
 def run_demo(args):
-    """Run the demo service (or load mode) until it stops; return its exit status."""
-    _configure_logging()
-    if args.concurrency > MAX_CONCURRENCY:
-        print(
-            f"pygamesvc demo: error: concurrency must be at most {MAX_CONCURRENCY}, "
-            f"got {args.concurrency}",
-            file=sys.stderr,
-        )
-        return 2
+    """Run the demo service (or load mode) until it stops; return its exit status.
+
+    Exits with status 2 through ``args.usage_error`` for an invalid
+    combination of options.
+    """
+    if args.concurrency is not None and args.load is None:
+        # Serving without --load has no clients to size, so the option
+        # would be ignored without this error.
+        args.usage_error("--concurrency needs --load")
+    if args.concurrency is None:
+        args.concurrency = DEFAULT_CONCURRENCY
     if args.load and not is_loopback(args.host):
-        print(
-            "pygamesvc demo: error: load mode sends traffic to the loopback "
-            f"interface only; --host must be a loopback address, got {args.host!r}",
-            file=sys.stderr,
+        args.usage_error(
+            "load mode sends traffic to the loopback interface only; "
+            f"--host must be a loopback address, got {args.host!r}"
         )
-        return 2
+    _configure_logging()
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
@@ -194,6 +207,14 @@ def _serve(args, signals):
         print(f"pygamesvc demo: error: {exc}", file=sys.stderr)
         service.stop()
         return 1
+    except sqlite3.Error as exc:
+        # PlayerStore turns failures to open the file into DatabaseOpenError
+        # (an OSError); this catches later ones, such as a locked database.
+        print(
+            f"pygamesvc demo: error: SQLite database {args.db}: {exc}", file=sys.stderr
+        )
+        service.stop()
+        return 1
     try:
         sock = bind_socket(args.host, port)
     except OSError as exc:
@@ -227,8 +248,8 @@ def _serve(args, signals):
                 server, service, args.host, port, args.load, args.concurrency, stop_load
             )
         log.info(
-            "serving %d players on http://%s:%d",
-            service.total,
+            "serving %s on http://%s:%d",
+            count_noun(service.total, "player"),
             _url_host(args.host),
             port,
         )

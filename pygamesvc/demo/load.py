@@ -22,6 +22,7 @@ import time
 
 from pygamesvc import WorkerPool
 from pygamesvc.demo.cli import is_loopback
+from pygamesvc.demo.text import count_noun
 from pygamesvc.testing import run_load
 
 __all__ = ["ENDPOINTS", "LoadThread", "start_load_thread"]
@@ -277,7 +278,8 @@ class LoadThread(threading.Thread):
         rate = done / elapsed if elapsed > 0 else 0.0
         line = (
             f"load: {min(elapsed, self.seconds):5.1f} s / {self.seconds:g} s  "
-            f"{done:>9,} requests  {rate:>8,.0f} req/s  {errors:,} errors"
+            f"{count_noun(done, 'request', grouped=True):>18}  {rate:>8,.0f} req/s  "
+            f"{count_noun(errors, 'error', grouped=True)}"
         )
         self.progress.write(f"\r{line}" if tty else f"{line}\n")
         self.progress.flush()
@@ -319,7 +321,7 @@ def format_summary(load, summary):
     """Return the load report as text: one table row per endpoint, then totals."""
     elapsed = load.elapsed or 1e-9
     lines = [
-        f"load: {load.elapsed:.1f} s, {load.concurrency} clients, "
+        f"load: {load.elapsed:.1f} s, {count_noun(load.concurrency, 'client')}, "
         f"http://{load.host}:{load.port}",
         "",
         f"{'endpoint':<20}{'requests':>10}{'req/s':>10}"
@@ -346,8 +348,9 @@ def format_summary(load, summary):
         )
     pool = service.get("pool", {})
     lines.append(
-        f"pool queue peak:  {service['pool_queue_peak']} tasks "
-        f"({pool.get('workers', 0)} workers, {pool.get('completed', 0):,} tasks done)"
+        f"pool queue peak:  {count_noun(service['pool_queue_peak'], 'task')} "
+        f"({count_noun(pool.get('workers', 0), 'worker')}, "
+        f"{count_noun(pool.get('completed', 0), 'task', grouped=True)} done)"
     )
     lines.append(
         f"GC pauses:        {summary['gc_count']:,}, longest "

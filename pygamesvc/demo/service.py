@@ -19,6 +19,7 @@ from pygamesvc.demo.matchmaking import (
     best_opponents,
 )
 from pygamesvc.demo.storage import DEFAULT_SEED_PLAYERS, PlayerStore
+from pygamesvc.demo.text import count_noun
 from pygamesvc.metrics import start_metrics_collector
 
 __all__ = [
@@ -166,10 +167,10 @@ class PlayerService:
             self.store.close()
             raise
         log.info(
-            "player service started: %d players in %s, %d pool workers",
-            self.total,
+            "player service started: %s in %s, %s",
+            count_noun(self.total, "player"),
             self.db_path,
-            self.workers,
+            count_noun(self.workers, "pool worker"),
         )
         return self
 
@@ -208,16 +209,24 @@ class PlayerService:
                 log.warning("%s: line %d skipped: %s", self.players_csv, line, message)
             unlogged = len(report.errors) - _MAX_LOGGED_ROW_ERRORS
             if unlogged > 0:
-                log.warning("%s: %d more rows skipped", self.players_csv, unlogged)
+                log.warning(
+                    "%s: %s more skipped",
+                    self.players_csv,
+                    count_noun(unlogged, "row"),
+                )
             log.info(
-                "imported %d players from %s (%d rows skipped)",
-                report.imported,
+                "imported %s from %s (%s skipped)",
+                count_noun(report.imported, "player"),
                 self.players_csv,
-                len(report.errors),
+                count_noun(len(report.errors), "row"),
             )
         elif existing == 0:
             self.seeded = self.store.seed(self.seed_players)
-            log.info("seeded %s with %d generated players", self.db_path, self.seeded)
+            log.info(
+                "seeded %s with %s",
+                self.db_path,
+                count_noun(self.seeded, "generated player"),
+            )
         self.total = self.store.count()
 
     def _load_rating_table(self):

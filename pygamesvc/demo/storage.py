@@ -18,12 +18,15 @@ import random
 import sqlite3
 import threading
 
+from pygamesvc.demo.text import count_noun
+
 __all__ = [
     "CSV_COLUMNS",
     "DEFAULT_SEED_PLAYERS",
     "LEVEL_RANGE",
     "RATING_RANGE",
     "REGIONS",
+    "DatabaseOpenError",
     "ImportReport",
     "Player",
     "PlayerStore",
@@ -35,6 +38,8 @@ RATING_RANGE = (0, 4000)
 LEVEL_RANGE = (1, 100)
 NAME_MAX_LENGTH = 64
 CSV_COLUMNS = ("name", "rating", "level", "region", "last_seen")
+# The error for a CSV file without one valid row lists this many row errors.
+_MAX_LISTED_ERRORS = 5
 
 # Generated players were last seen within 30 days before this fixed instant,
 # so that a seed always produces the same rows.
@@ -128,16 +133,29 @@ class ImportReport:
     errors: list = dataclasses.field(default_factory=list)
 
 
+class DatabaseOpenError(OSError):
+    """Raised when the SQLite database file cannot be opened or created."""
+
+
 class PlayerStore:
     """The players table in one SQLite database file (or ``":memory:"``)."""
 
     def __init__(self, path):
+        """Open or create the database; raise DatabaseOpenError if that fails."""
         self.path = str(path)
         self._lock = threading.Lock()
-        # check_same_thread=False: the lock above serializes every use.
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        with self._lock, self._db:
-            self._db.executescript(_SCHEMA)
+        self._db = None
+        try:
+            # check_same_thread=False: the lock above serializes every use.
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            with self._lock, self._db:
+                self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            if self._db is not None:
+                self._db.close()
+            raise DatabaseOpenError(
+                f"cannot open SQLite database {self.path}: {exc}"
+            ) from exc
 
     def close(self):
         with self._lock:
@@ -226,10 +244,7 @@ class PlayerStore:
                 except ValueError as exc:
                     report.errors.append((reader.line_num, str(exc)))
         if not rows:
-            raise ValueError(
-                f"{path}: no valid player rows ({len(report.errors)} rows skipped); "
-                "nothing was imported"
-            )
+            raise ValueError(_no_valid_rows_message(path, report.errors))
         self._insert(rows, replace=replace)
         report.imported = len(rows)
         return report
@@ -243,6 +258,20 @@ class PlayerStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
+
+
+def _no_valid_rows_message(path, errors):
+    """Return the error for a CSV file without one valid row, with its first errors."""
+    if not errors:
+        return f"{path}: no player rows after the header; nothing was imported"
+    shown = [f"line {line}: {message}" for line, message in errors[:_MAX_LISTED_ERRORS]]
+    unlisted = len(errors) - len(shown)
+    if unlisted > 0:
+        shown.append(f"and {count_noun(unlisted, 'more row', 'more rows')}")
+    return (
+        f"{path}: no valid player rows, so nothing was imported "
+        f"({count_noun(len(errors), 'row')} skipped): {'; '.join(shown)}"
+    )
 
 
 def _parse_csv_record(record):
