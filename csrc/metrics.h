@@ -86,6 +86,25 @@ PyObject *pgs_label_child(PyObject *metric, pgs_label_table *table,
                           PyObject *const *args, size_t nargsf,
                           PyObject *kwnames);
 
+/*
+ * A growable array of readings that a registry visitor fills while the
+ * registry's mutex is held, so without the GIL.  Every item type must begin
+ * with a `char *name` member, which the array owns.
+ */
+typedef struct {
+    void *items;
+    size_t item_size;
+    size_t n, cap;
+    int failed; /* an allocation failed, so the readings are incomplete */
+} pgs_readings;
+
+/* Append an item whose name is a copy of name, cut to the sampler's label
+   length, and return it with its other members unset.  Returns NULL and
+   sets readings->failed when an allocation fails now or failed before. */
+void *pgs_readings_add(pgs_readings *readings, const char *name);
+/* Free every item's name and the array. */
+void pgs_readings_free(pgs_readings *readings);
+
 /* Bucket bounds in seconds for task and GC durations, finer than the
    Prometheus defaults at the low end because most tasks and collections
    finish well under 5 ms. */

@@ -3,6 +3,9 @@
  */
 #include "metrics.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "pgs_error.h"
 
 const double pgs_short_seconds_bounds[] = {
@@ -223,6 +226,49 @@ pgs_label_child(PyObject *metric, pgs_label_table *table,
         child = add_child(metric, table, child_type, kind, key);
     Py_DECREF(key);
     return child;
+}
+
+
+void *
+pgs_readings_add(pgs_readings *readings, const char *name)
+{
+    char *item;
+
+    if (readings->failed)
+        return NULL;
+    if (readings->n == readings->cap) {
+        size_t cap = readings->cap ? readings->cap * 2 : 8;
+        void *grown = realloc(readings->items, cap * readings->item_size);
+
+        if (grown == NULL) {
+            readings->failed = 1;
+            return NULL;
+        }
+        readings->items = grown;
+        readings->cap = cap;
+    }
+    item = (char *)readings->items + readings->n * readings->item_size;
+    /* Cut the name as the sampler cuts its gauge labels, so that a long
+       name labels the counters and the gauges alike.  The item's first
+       member is its name, so item converts to a pointer to it. */
+    *(char **)item = strndup(name, pgs_sampler_label_length(name));
+    if (*(char **)item == NULL) {
+        readings->failed = 1;
+        return NULL;
+    }
+    readings->n++;
+    return item;
+}
+
+
+void
+pgs_readings_free(pgs_readings *readings)
+{
+    size_t i;
+
+    for (i = 0; i < readings->n; i++)
+        free(*(char **)((char *)readings->items + i * readings->item_size));
+    free(readings->items);
 }
 
 
