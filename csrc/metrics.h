@@ -48,6 +48,63 @@ PyObject *pgs_label_key(pgs_label_table *table, PyObject *const *args,
                         Py_ssize_t nargs, PyObject *kwnames,
                         const char *metric);
 
+/*
+ * A labelled child of a Counter or Histogram, as labels() returns it: a
+ * strong reference to its metric and the core series it records into.
+ */
+typedef struct {
+    PyObject_HEAD PyObject *parent;
+    void *series; /* pgs_counter_series or pgs_histogram_series */
+} pgs_metric_child;
+
+/* Slots for a child type whose objects are pgs_metric_child. */
+int pgs_metric_child_traverse(PyObject *op, visitproc visit, void *arg);
+int pgs_metric_child_clear(PyObject *op);
+void pgs_metric_child_dealloc(PyObject *op);
+
+/* Add a series to the core object of metric and store its address in
+ *series.  Returns PGS_OK or a negative code from pgs_error.h. */
+typedef int (*pgs_add_series_fn)(PyObject *metric, void **series);
+
+/* What labels() needs to know about one metric type. */
+typedef struct {
+    const char *name;        /* "Counter", in messages */
+    const char *labels_name; /* "Counter.labels", for pgs_raise_error */
+    const char *direct_call; /* "inc()", the call without labelnames */
+    pgs_add_series_fn add_series;
+} pgs_metric_kind;
+
+/*
+ * Implement labels(*values, **named_values) for metric: return the child of
+ * child_type (a new reference) for that combination of values, and make it,
+ * with a new series, the first time the combination is seen.  Returns NULL
+ * with an exception set when the values are invalid, when the metric has no
+ * labelnames, or when table->max_series combinations already exist.
+ */
+PyObject *pgs_label_child(PyObject *metric, pgs_label_table *table,
+                          PyTypeObject *child_type, const pgs_metric_kind *kind,
+                          PyObject *const *args, size_t nargsf,
+                          PyObject *kwnames);
+
+/*
+ * A growable array of readings that a registry visitor fills while the
+ * registry's mutex is held, so without the GIL.  Every item type must begin
+ * with a `char *name` member, which the array owns.
+ */
+typedef struct {
+    void *items;
+    size_t item_size;
+    size_t n, cap;
+    int failed; /* an allocation failed, so the readings are incomplete */
+} pgs_readings;
+
+/* Append an item whose name is a copy of name, cut to the sampler's label
+   length, and return it with its other members unset.  Returns NULL and
+   sets readings->failed when an allocation fails now or failed before. */
+void *pgs_readings_add(pgs_readings *readings, const char *name);
+/* Free every item's name and the array. */
+void pgs_readings_free(pgs_readings *readings);
+
 /* Bucket bounds in seconds for task and GC durations, finer than the
    Prometheus defaults at the low end because most tasks and collections
    finish well under 5 ms. */

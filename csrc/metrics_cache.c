@@ -9,9 +9,6 @@
  */
 #include "metrics.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "cache_registry.h"
 #include "sampler.h"
 
@@ -32,16 +29,11 @@ pgs_cache_gauge_source(void *arg, pgs_sampler *sampler)
 }
 
 
+/* An item of a pgs_readings array, so name comes first. */
 typedef struct cache_reading {
     char *name;
     pgs_cache_stats stats;
 } cache_reading;
-
-typedef struct {
-    cache_reading *items;
-    size_t n, cap;
-    int failed;
-} cache_readings;
 
 
 /* Copy one cache's name and counters.  It runs with the registry's mutex
@@ -49,39 +41,17 @@ typedef struct {
 static void
 visit_cache_series(void *arg, const char *name, const pgs_cache_stats *stats)
 {
-    cache_readings *out = arg;
-    cache_reading *item;
+    cache_reading *item = pgs_readings_add(arg, name);
 
-    if (out->failed)
-        return;
-    if (out->n == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 8;
-        cache_reading *grown = realloc(out->items, cap * sizeof(*grown));
-
-        if (grown == NULL) {
-            out->failed = 1;
-            return;
-        }
-        out->items = grown;
-        out->cap = cap;
-    }
-    item = &out->items[out->n];
-    /* Cut the name as the sampler cuts the entries gauge's label, so that
-       a long name labels the counters and the gauges alike. */
-    item->name = strndup(name, pgs_sampler_label_length(name));
-    if (item->name == NULL) {
-        out->failed = 1;
-        return;
-    }
-    item->stats = *stats;
-    out->n++;
+    if (item != NULL)
+        item->stats = *stats;
 }
 
 
 static PyObject *
 cache_series(PyObject *module, PyObject *unused)
 {
-    cache_readings readings = {NULL, 0, 0, 0};
+    pgs_readings readings = {.item_size = sizeof(cache_reading)};
     PyObject *result = NULL, *item;
     cache_reading *reading;
     size_t i;
@@ -93,7 +63,7 @@ cache_series(PyObject *module, PyObject *unused)
     Py_END_ALLOW_THREADS if (readings.failed) PyErr_NoMemory();
     else result = PyList_New(0);
     for (i = 0; result != NULL && i < readings.n; i++) {
-        reading = &readings.items[i];
+        reading = (cache_reading *)readings.items + i;
         item = Py_BuildValue(
             "{sssKsKsKsK}", "name", reading->name, "hits",
             (unsigned long long)reading->stats.hits, "misses",
@@ -104,9 +74,7 @@ cache_series(PyObject *module, PyObject *unused)
             Py_CLEAR(result);
         Py_XDECREF(item);
     }
-    for (i = 0; i < readings.n; i++)
-        free(readings.items[i].name);
-    free(readings.items);
+    pgs_readings_free(&readings);
     return result;
 }
 

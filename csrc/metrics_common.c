@@ -3,6 +3,11 @@
  */
 #include "metrics.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgs_error.h"
+
 const double pgs_short_seconds_bounds[] = {
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
     0.0025,  0.005,    0.01,    0.025,  0.05,    0.1,    0.25,
@@ -128,6 +133,142 @@ pgs_label_key(pgs_label_table *table, PyObject *const *args, Py_ssize_t nargs,
 error:
     Py_DECREF(key);
     return NULL;
+}
+
+
+int
+pgs_metric_child_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(((pgs_metric_child *)op)->parent);
+    return 0;
+}
+
+
+int
+pgs_metric_child_clear(PyObject *op)
+{
+    Py_CLEAR(((pgs_metric_child *)op)->parent);
+    return 0;
+}
+
+
+void
+pgs_metric_child_dealloc(PyObject *op)
+{
+    PyTypeObject *type = Py_TYPE(op);
+
+    PyObject_GC_UnTrack(op);
+    pgs_metric_child_clear(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+
+/* Make the child for a key not seen before; returns a new reference. */
+static PyObject *
+add_child(PyObject *metric, pgs_label_table *table, PyTypeObject *child_type,
+          const pgs_metric_kind *kind, PyObject *key)
+{
+    pgs_metric_child *child;
+    void *series;
+    int rc;
+
+    if (PyList_GET_SIZE(table->keys) >= table->max_series) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s already has max_series=%zd label combinations, so "
+                     "%R was rejected; map unbounded values (paths, ids) to "
+                     "a fixed set first",
+                     kind->name, table->max_series, key);
+        return NULL;
+    }
+    rc = kind->add_series(metric, &series);
+    if (rc != PGS_OK)
+        return pgs_raise_error(pgs_state_from_type(Py_TYPE(metric)), rc,
+                               kind->labels_name);
+    child = PyObject_GC_New(pgs_metric_child, child_type);
+    if (child == NULL)
+        return NULL;
+    child->parent = Py_NewRef(metric);
+    child->series = series;
+    PyObject_GC_Track(child);
+    if (PyDict_SetItem(table->children, key, (PyObject *)child) < 0 ||
+        PyList_Append(table->keys, key) < 0) {
+        Py_DECREF(child);
+        return NULL;
+    }
+    return (PyObject *)child;
+}
+
+
+PyObject *
+pgs_label_child(PyObject *metric, pgs_label_table *table,
+                PyTypeObject *child_type, const pgs_metric_kind *kind,
+                PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *key, *child;
+
+    key = pgs_label_key(table, args, PyVectorcall_NARGS(nargsf), kwnames,
+                        kind->name);
+    if (key == NULL)
+        return NULL;
+    if (PyTuple_GET_SIZE(key) == 0) {
+        Py_DECREF(key);
+        PyErr_Format(PyExc_ValueError,
+                     "this %s has no labelnames; call %s on it directly",
+                     kind->name, kind->direct_call);
+        return NULL;
+    }
+    child = PyDict_GetItemWithError(table->children, key);
+    if (child != NULL)
+        Py_INCREF(child);
+    else if (!PyErr_Occurred())
+        child = add_child(metric, table, child_type, kind, key);
+    Py_DECREF(key);
+    return child;
+}
+
+
+void *
+pgs_readings_add(pgs_readings *readings, const char *name)
+{
+    char *item;
+
+    if (readings->failed)
+        return NULL;
+    if (readings->n == readings->cap) {
+        size_t cap = readings->cap ? readings->cap * 2 : 8;
+        void *grown = realloc(readings->items, cap * readings->item_size);
+
+        if (grown == NULL) {
+            readings->failed = 1;
+            return NULL;
+        }
+        readings->items = grown;
+        readings->cap = cap;
+    }
+    item = (char *)readings->items + readings->n * readings->item_size;
+    /* Cut the name as the sampler cuts its gauge labels, so that a long
+       name labels the counters and the gauges alike.  The item's first
+       member is its name, so item converts to a pointer to it. */
+    *(char **)item = strndup(name, pgs_sampler_label_length(name));
+    if (*(char **)item == NULL) {
+        readings->failed = 1;
+        return NULL;
+    }
+    readings->n++;
+    return item;
+}
+
+
+void
+pgs_readings_free(pgs_readings *readings)
+{
+    size_t i;
+
+    for (i = 0; i < readings->n; i++)
+        free(*(char **)((char *)readings->items + i * readings->item_size));
+    free(readings->items);
 }
 
 

@@ -18,11 +18,6 @@ typedef struct {
     PyTypeObject *child_type;
 } CounterObject;
 
-typedef struct {
-    PyObject_HEAD CounterObject *parent; /* strong reference */
-    pgs_counter_series *series;
-} CounterChildObject;
-
 
 /* Add inc()'s optional amount (default 1) to series; 0 or -1. */
 static int
@@ -76,7 +71,7 @@ increment(pgs_counter_series *series, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 child_inc(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (increment(((CounterChildObject *)op)->series, args, nargs) < 0)
+    if (increment(((pgs_metric_child *)op)->series, args, nargs) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -87,36 +82,7 @@ child_get_value(PyObject *op, void *closure)
 {
     (void)closure;
     return PyFloat_FromDouble(
-        pgs_counter_value(((CounterChildObject *)op)->series));
-}
-
-
-static int
-child_traverse(PyObject *op, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(((CounterChildObject *)op)->parent);
-    return 0;
-}
-
-
-static int
-child_clear(PyObject *op)
-{
-    Py_CLEAR(((CounterChildObject *)op)->parent);
-    return 0;
-}
-
-
-static void
-child_dealloc(PyObject *op)
-{
-    PyTypeObject *type = Py_TYPE(op);
-
-    PyObject_GC_UnTrack(op);
-    child_clear(op);
-    type->tp_free(op);
-    Py_DECREF(type);
+        pgs_counter_value(((pgs_metric_child *)op)->series));
 }
 
 
@@ -132,9 +98,9 @@ static PyGetSetDef child_getset[] = {
 };
 
 static PyType_Slot child_slots[] = {
-    {Py_tp_dealloc, child_dealloc},
-    {Py_tp_traverse, child_traverse},
-    {Py_tp_clear, child_clear},
+    {Py_tp_dealloc, pgs_metric_child_dealloc},
+    {Py_tp_traverse, pgs_metric_child_traverse},
+    {Py_tp_clear, pgs_metric_child_clear},
     {Py_tp_methods, child_methods},
     {Py_tp_getset, child_getset},
     {Py_tp_doc, "One label combination of a Counter; made by labels()."},
@@ -143,10 +109,32 @@ static PyType_Slot child_slots[] = {
 
 static PyType_Spec child_spec = {
     .name = "pygamesvc._core.CounterChild",
-    .basicsize = sizeof(CounterChildObject),
+    .basicsize = sizeof(pgs_metric_child),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = child_slots,
+};
+
+
+/* A pgs_add_series_fn for a CounterObject. */
+static int
+add_series(PyObject *op, void **series)
+{
+    pgs_counter *counter = ((CounterObject *)op)->counter;
+    size_t index;
+    int rc;
+
+    rc = pgs_counter_add_series(counter, &index);
+    if (rc == PGS_OK)
+        *series = pgs_counter_series_at(counter, index);
+    return rc;
+}
+
+static const pgs_metric_kind counter_kind = {
+    .name = "Counter",
+    .labels_name = "Counter.labels",
+    .direct_call = "inc()",
+    .add_series = add_series,
 };
 
 
@@ -158,7 +146,7 @@ counter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     Py_ssize_t max_series = DEFAULT_MAX_SERIES;
     CounterObject *self;
     pgs_state *state;
-    size_t index;
+    void *series;
     int rc;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$On:Counter", keywords,
@@ -184,9 +172,9 @@ counter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 
     rc = pgs_counter_create(&self->counter, (size_t)self->labels.max_series);
     if (rc == PGS_OK && PyTuple_GET_SIZE(self->labels.labelnames) == 0) {
-        rc = pgs_counter_add_series(self->counter, &index);
+        rc = add_series((PyObject *)self, &series);
         if (rc == PGS_OK) {
-            self->unlabelled = pgs_counter_series_at(self->counter, index);
+            self->unlabelled = series;
             if (PyList_Append(self->labels.keys, self->labels.labelnames) < 0)
                 goto error;
         }
@@ -220,66 +208,14 @@ counter_inc(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 }
 
 
-/* Make the child for a key not seen before; returns a new reference. */
-static PyObject *
-add_child(CounterObject *self, PyObject *key)
-{
-    CounterChildObject *child;
-    size_t index;
-    int rc;
-
-    if (PyList_GET_SIZE(self->labels.keys) >= self->labels.max_series) {
-        PyErr_Format(PyExc_ValueError,
-                     "Counter already has max_series=%zd label combinations, "
-                     "so %R was rejected; map unbounded values (paths, ids) "
-                     "to a fixed set first",
-                     self->labels.max_series, key);
-        return NULL;
-    }
-    rc = pgs_counter_add_series(self->counter, &index);
-    if (rc != PGS_OK)
-        return pgs_raise_error(pgs_state_from_type(Py_TYPE(self)), rc,
-                               "Counter.labels");
-    child = PyObject_GC_New(CounterChildObject, self->child_type);
-    if (child == NULL)
-        return NULL;
-    child->parent = (CounterObject *)Py_NewRef(self);
-    child->series = pgs_counter_series_at(self->counter, index);
-    PyObject_GC_Track(child);
-    if (PyDict_SetItem(self->labels.children, key, (PyObject *)child) < 0 ||
-        PyList_Append(self->labels.keys, key) < 0) {
-        Py_DECREF(child);
-        return NULL;
-    }
-    return (PyObject *)child;
-}
-
-
 static PyObject *
 counter_labels(PyObject *op, PyObject *const *args, size_t nargsf,
                PyObject *kwnames)
 {
     CounterObject *self = (CounterObject *)op;
-    PyObject *key, *child;
 
-    key = pgs_label_key(&self->labels, args, PyVectorcall_NARGS(nargsf),
-                        kwnames, "Counter");
-    if (key == NULL)
-        return NULL;
-    if (PyTuple_GET_SIZE(key) == 0) {
-        Py_DECREF(key);
-        PyErr_SetString(PyExc_ValueError,
-                        "this Counter has no labelnames; call inc() on it "
-                        "directly");
-        return NULL;
-    }
-    child = PyDict_GetItemWithError(self->labels.children, key);
-    if (child != NULL)
-        Py_INCREF(child);
-    else if (!PyErr_Occurred())
-        child = add_child(self, key);
-    Py_DECREF(key);
-    return child;
+    return pgs_label_child(op, &self->labels, self->child_type, &counter_kind,
+                           args, nargsf, kwnames);
 }
 
 

@@ -23,11 +23,6 @@ typedef struct {
     PyTypeObject *child_type;
 } HistogramObject;
 
-typedef struct {
-    PyObject_HEAD HistogramObject *parent; /* strong reference */
-    pgs_histogram_series *series;
-} HistogramChildObject;
-
 
 static int
 value_as_double(PyObject *value, double *out)
@@ -49,42 +44,14 @@ value_as_double(PyObject *value, double *out)
 static PyObject *
 child_observe(PyObject *op, PyObject *value)
 {
-    HistogramChildObject *self = (HistogramChildObject *)op;
+    pgs_metric_child *self = (pgs_metric_child *)op;
     double amount;
 
     if (value_as_double(value, &amount) < 0)
         return NULL;
-    pgs_histogram_observe(self->parent->histogram, self->series, amount);
+    pgs_histogram_observe(((HistogramObject *)self->parent)->histogram,
+                          self->series, amount);
     Py_RETURN_NONE;
-}
-
-
-static int
-child_traverse(PyObject *op, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(((HistogramChildObject *)op)->parent);
-    return 0;
-}
-
-
-static int
-child_clear(PyObject *op)
-{
-    Py_CLEAR(((HistogramChildObject *)op)->parent);
-    return 0;
-}
-
-
-static void
-child_dealloc(PyObject *op)
-{
-    PyTypeObject *type = Py_TYPE(op);
-
-    PyObject_GC_UnTrack(op);
-    child_clear(op);
-    type->tp_free(op);
-    Py_DECREF(type);
 }
 
 
@@ -96,9 +63,9 @@ static PyMethodDef child_methods[] = {
 };
 
 static PyType_Slot child_slots[] = {
-    {Py_tp_dealloc, child_dealloc},
-    {Py_tp_traverse, child_traverse},
-    {Py_tp_clear, child_clear},
+    {Py_tp_dealloc, pgs_metric_child_dealloc},
+    {Py_tp_traverse, pgs_metric_child_traverse},
+    {Py_tp_clear, pgs_metric_child_clear},
     {Py_tp_methods, child_methods},
     {Py_tp_doc, "One label combination of a Histogram; made by labels()."},
     {0, NULL},
@@ -106,7 +73,7 @@ static PyType_Slot child_slots[] = {
 
 static PyType_Spec child_spec = {
     .name = "pygamesvc._core.HistogramChild",
-    .basicsize = sizeof(HistogramChildObject),
+    .basicsize = sizeof(pgs_metric_child),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = child_slots,
@@ -164,6 +131,28 @@ error:
 }
 
 
+/* A pgs_add_series_fn for a HistogramObject. */
+static int
+add_series(PyObject *op, void **series)
+{
+    pgs_histogram *histogram = ((HistogramObject *)op)->histogram;
+    size_t index;
+    int rc;
+
+    rc = pgs_histogram_add_series(histogram, &index);
+    if (rc == PGS_OK)
+        *series = pgs_histogram_series_at(histogram, index);
+    return rc;
+}
+
+static const pgs_metric_kind histogram_kind = {
+    .name = "Histogram",
+    .labels_name = "Histogram.labels",
+    .direct_call = "observe()",
+    .add_series = add_series,
+};
+
+
 static PyObject *
 histogram_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -173,7 +162,7 @@ histogram_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     double bounds[PGS_HISTOGRAM_MAX_BOUNDS];
     HistogramObject *self;
     pgs_state *state;
-    size_t index;
+    void *series;
     int rc;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOn:Histogram", keywords,
@@ -203,9 +192,9 @@ histogram_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     rc = pgs_histogram_create(&self->histogram, bounds, (size_t)nbounds,
                               (size_t)self->labels.max_series);
     if (rc == PGS_OK && PyTuple_GET_SIZE(self->labels.labelnames) == 0) {
-        rc = pgs_histogram_add_series(self->histogram, &index);
+        rc = add_series((PyObject *)self, &series);
         if (rc == PGS_OK) {
-            self->unlabelled = pgs_histogram_series_at(self->histogram, index);
+            self->unlabelled = series;
             if (PyList_Append(self->labels.keys, self->labels.labelnames) < 0)
                 goto error;
         }
@@ -242,66 +231,14 @@ histogram_observe(PyObject *op, PyObject *value)
 }
 
 
-/* Make the child for a key not seen before; returns a new reference. */
-static PyObject *
-add_child(HistogramObject *self, PyObject *key)
-{
-    HistogramChildObject *child;
-    size_t index;
-    int rc;
-
-    if (PyList_GET_SIZE(self->labels.keys) >= self->labels.max_series) {
-        PyErr_Format(PyExc_ValueError,
-                     "Histogram already has max_series=%zd label "
-                     "combinations, so %R was rejected; map unbounded values "
-                     "(paths, ids) to a fixed set first",
-                     self->labels.max_series, key);
-        return NULL;
-    }
-    rc = pgs_histogram_add_series(self->histogram, &index);
-    if (rc != PGS_OK)
-        return pgs_raise_error(pgs_state_from_type(Py_TYPE(self)), rc,
-                               "Histogram.labels");
-    child = PyObject_GC_New(HistogramChildObject, self->child_type);
-    if (child == NULL)
-        return NULL;
-    child->parent = (HistogramObject *)Py_NewRef(self);
-    child->series = pgs_histogram_series_at(self->histogram, index);
-    PyObject_GC_Track(child);
-    if (PyDict_SetItem(self->labels.children, key, (PyObject *)child) < 0 ||
-        PyList_Append(self->labels.keys, key) < 0) {
-        Py_DECREF(child);
-        return NULL;
-    }
-    return (PyObject *)child;
-}
-
-
 static PyObject *
 histogram_labels(PyObject *op, PyObject *const *args, size_t nargsf,
                  PyObject *kwnames)
 {
     HistogramObject *self = (HistogramObject *)op;
-    PyObject *key, *child;
 
-    key = pgs_label_key(&self->labels, args, PyVectorcall_NARGS(nargsf),
-                        kwnames, "Histogram");
-    if (key == NULL)
-        return NULL;
-    if (PyTuple_GET_SIZE(key) == 0) {
-        Py_DECREF(key);
-        PyErr_SetString(PyExc_ValueError,
-                        "this Histogram has no labelnames; call observe() "
-                        "on it directly");
-        return NULL;
-    }
-    child = PyDict_GetItemWithError(self->labels.children, key);
-    if (child != NULL)
-        Py_INCREF(child);
-    else if (!PyErr_Occurred())
-        child = add_child(self, key);
-    Py_DECREF(key);
-    return child;
+    return pgs_label_child(op, &self->labels, self->child_type, &histogram_kind,
+                           args, nargsf, kwnames);
 }
 
 

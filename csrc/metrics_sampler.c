@@ -253,46 +253,21 @@ sampler_read(PyObject *module, PyObject *args)
  * Pool counters and histograms, copied without the GIL for a scrape.
  */
 
+/* An item of a pgs_readings array, so name comes first. */
 typedef struct pool_reading {
     char *name;
     pgs_pool_stats stats;
     pgs_histogram_snapshot wait, run;
 } pool_reading;
 
-typedef struct {
-    pool_reading *items;
-    size_t n, cap;
-    int failed;
-} pool_readings;
-
 
 static void
 visit_pool_series(void *arg, pool_ctx *ctx)
 {
-    pool_readings *out = arg;
-    pool_reading *item;
+    pool_reading *item = pgs_readings_add(arg, ctx->c_name);
 
-    if (out->failed)
+    if (item == NULL)
         return;
-    if (out->n == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 8;
-        pool_reading *grown = realloc(out->items, cap * sizeof(*grown));
-
-        if (grown == NULL) {
-            out->failed = 1;
-            return;
-        }
-        out->items = grown;
-        out->cap = cap;
-    }
-    item = &out->items[out->n];
-    /* Cut the name as the sampler cuts its gauge labels, so that a long
-       name labels the counters and the gauges alike. */
-    item->name = strndup(ctx->c_name, pgs_sampler_label_length(ctx->c_name));
-    if (item->name == NULL) {
-        out->failed = 1;
-        return;
-    }
     pgs_pool_get_stats(ctx->pool, &item->stats);
     pgs_histogram_read(ctx->wait_seconds,
                        pgs_histogram_series_at(ctx->wait_seconds, 0),
@@ -300,7 +275,6 @@ visit_pool_series(void *arg, pool_ctx *ctx)
     pgs_histogram_read(ctx->run_seconds,
                        pgs_histogram_series_at(ctx->run_seconds, 0),
                        &item->run);
-    out->n++;
 }
 
 
@@ -316,7 +290,7 @@ snapshot_tuple(const pgs_histogram_snapshot *snapshot)
 static PyObject *
 pool_series(PyObject *module, PyObject *unused)
 {
-    pool_readings readings = {NULL, 0, 0, 0};
+    pgs_readings readings = {.item_size = sizeof(pool_reading)};
     PyObject *result = NULL, *item;
     pool_reading *reading;
     size_t i;
@@ -327,7 +301,7 @@ pool_series(PyObject *module, PyObject *unused)
     Py_END_ALLOW_THREADS if (readings.failed) PyErr_NoMemory();
     else result = PyList_New(0);
     for (i = 0; result != NULL && i < readings.n; i++) {
-        reading = &readings.items[i];
+        reading = (pool_reading *)readings.items + i;
         item = Py_BuildValue(
             "{sssKsKsKsNsN}", "name", reading->name, "completed",
             (unsigned long long)reading->stats.completed, "failed",
@@ -339,9 +313,7 @@ pool_series(PyObject *module, PyObject *unused)
             Py_CLEAR(result);
         Py_XDECREF(item);
     }
-    for (i = 0; i < readings.n; i++)
-        free(readings.items[i].name);
-    free(readings.items);
+    pgs_readings_free(&readings);
     return result;
 }
 

@@ -1059,6 +1059,20 @@ pgs_cache_set(pgs_cache *cache, void *key, uint64_t hash, void *value,
 }
 
 
+/* Unlink e for a delete, handing its value to *value when value is not
+   NULL, so the caller releases it outside the lock. */
+static void
+delete_locked(stripe *s, pgs_cache_entry *e, void **value,
+              pgs_cache_garbage *garbage)
+{
+    if (value != NULL) {
+        *value = entry_value(e);
+        entry_set_value(e, NULL);
+    }
+    unlink_locked(s, slot_of_locked(s, e), NULL, garbage);
+}
+
+
 int
 pgs_cache_delete(pgs_cache *cache, const void *key, uint64_t hash, int64_t now,
                  void **value, pgs_cache_garbage *garbage)
@@ -1070,13 +1084,8 @@ pgs_cache_delete(pgs_cache *cache, const void *key, uint64_t hash, int64_t now,
 
     stripe_lock(cache, s);
     e = find_locked(cache, s, key, mixed, now, &rc, garbage);
-    if (e != NULL) {
-        if (value != NULL) {
-            *value = entry_value(e);
-            entry_set_value(e, NULL);
-        }
-        unlink_locked(s, slot_of_locked(s, e), NULL, garbage);
-    }
+    if (e != NULL)
+        delete_locked(s, e, value, garbage);
     stripe_unlock(s);
     return rc;
 }
@@ -1227,11 +1236,7 @@ pgs_cache_entry_delete(pgs_cache *cache, pgs_cache_entry *e, int64_t now,
         rc = PGS_ENOTFOUND;
     }
     else {
-        if (value != NULL) {
-            *value = entry_value(e);
-            entry_set_value(e, NULL);
-        }
-        unlink_locked(s, slot_of_locked(s, e), NULL, garbage);
+        delete_locked(s, e, value, garbage);
     }
     stripe_unlock(s);
     return rc;

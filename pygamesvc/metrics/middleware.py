@@ -194,16 +194,14 @@ def default_wsgi_handler(environ: dict) -> str:
     return environ.get("PATH_INFO", "")
 
 
-class ASGIMetricsMiddleware:
-    """ASGI middleware recording each HTTP request's duration and status.
+class _MetricsMiddleware:
+    """The constructor that the ASGI and WSGI middleware share.
 
-    ``ASGIMetricsMiddleware(app, *, registry=REGISTRY, handler_label=None,
-    max_handlers=100, buckets=None)``.  ``handler_label(scope)`` runs after
-    the app returned, so it can read what the router stored in the scope; the
-    default is :func:`default_asgi_handler`.  Non-HTTP scopes (websocket,
-    lifespan) pass through untouched.  The duration runs until the app
-    returns, which for a streaming response is after its last chunk.
+    A subclass sets ``_default_handler_label``, the ``handler_label`` used
+    when the caller passes none.
     """
+
+    _default_handler_label: Callable[[dict], str]
 
     def __init__(
         self,
@@ -219,7 +217,21 @@ class ASGIMetricsMiddleware:
         self.metrics = HTTPMetrics.for_registry(
             registry, max_handlers=max_handlers, buckets=buckets
         )
-        self.handler_label = handler_label or default_asgi_handler
+        self.handler_label = handler_label or self._default_handler_label
+
+
+class ASGIMetricsMiddleware(_MetricsMiddleware):
+    """ASGI middleware recording each HTTP request's duration and status.
+
+    ``ASGIMetricsMiddleware(app, *, registry=REGISTRY, handler_label=None,
+    max_handlers=100, buckets=None)``.  ``handler_label(scope)`` runs after
+    the app returned, so it can read what the router stored in the scope; the
+    default is :func:`default_asgi_handler`.  Non-HTTP scopes (websocket,
+    lifespan) pass through untouched.  The duration runs until the app
+    returns, which for a streaming response is after its last chunk.
+    """
+
+    _default_handler_label = staticmethod(default_asgi_handler)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -243,7 +255,7 @@ class ASGIMetricsMiddleware:
             )
 
 
-class WSGIMetricsMiddleware:
+class WSGIMetricsMiddleware(_MetricsMiddleware):
     """WSGI middleware recording each request's duration and status.
 
     ``WSGIMetricsMiddleware(app, *, registry=REGISTRY, handler_label=None,
@@ -253,21 +265,7 @@ class WSGIMetricsMiddleware:
     server closes the response iterable, after the last chunk was sent.
     """
 
-    def __init__(
-        self,
-        app: Callable,
-        *,
-        registry: CollectorRegistry | None = REGISTRY,
-        handler_label: Callable[[dict], str] | None = None,
-        max_handlers: int = 100,
-        buckets: Sequence[float] | None = None,
-    ) -> None:
-        _check_handler_label(handler_label)
-        self.app = app
-        self.metrics = HTTPMetrics.for_registry(
-            registry, max_handlers=max_handlers, buckets=buckets
-        )
-        self.handler_label = handler_label or default_wsgi_handler
+    _default_handler_label = staticmethod(default_wsgi_handler)
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         start = perf_counter()
