@@ -148,9 +148,11 @@ pgs_sweeper_stop(cache_sweeper *sw)
         pthread_detach(sw->thread);
         return;
     }
-    Py_BEGIN_ALLOW_THREADS sweeper_halt(sw);
+    Py_BEGIN_ALLOW_THREADS
+    sweeper_halt(sw);
     pthread_join(sw->thread, NULL);
-    Py_END_ALLOW_THREADS sweeper_free(sw);
+    Py_END_ALLOW_THREADS
+    sweeper_free(sw);
 }
 
 

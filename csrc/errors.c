@@ -90,8 +90,11 @@ pgs_wait_released(pgs_wait_fn wait_fn, void *arg, int64_t deadline_ns)
         until = pgs_monotonic_ns() + WAIT_SLICE_NS;
         if (deadline_ns >= 0 && deadline_ns < until)
             until = deadline_ns;
-        Py_BEGIN_ALLOW_THREADS rc = wait_fn(arg, until);
-        Py_END_ALLOW_THREADS if (rc != PGS_ETIMEDOUT) return rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = wait_fn(arg, until);
+        Py_END_ALLOW_THREADS
+        if (rc != PGS_ETIMEDOUT)
+            return rc;
         if (deadline_ns >= 0 && pgs_monotonic_ns() >= deadline_ns)
             return PGS_ETIMEDOUT;
         if (PyErr_CheckSignals() < 0)

@@ -58,10 +58,13 @@ cache_series(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
-    Py_BEGIN_ALLOW_THREADS pgs_cache_registry_foreach(visit_cache_series,
-                                                      &readings);
-    Py_END_ALLOW_THREADS if (readings.failed) PyErr_NoMemory();
-    else result = PyList_New(0);
+    Py_BEGIN_ALLOW_THREADS
+    pgs_cache_registry_foreach(visit_cache_series, &readings);
+    Py_END_ALLOW_THREADS
+    if (readings.failed)
+        PyErr_NoMemory();
+    else
+        result = PyList_New(0);
     for (i = 0; result != NULL && i < readings.n; i++) {
         reading = (cache_reading *)readings.items + i;
         item = Py_BuildValue(

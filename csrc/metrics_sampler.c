@@ -158,9 +158,12 @@ sampler_tick(PyObject *module, PyObject *unused)
     (void)unused;
     if (live == NULL)
         return NULL;
-    Py_BEGIN_ALLOW_THREADS rc = pgs_sampler_tick(live);
-    Py_END_ALLOW_THREADS if (rc != PGS_OK) return pgs_raise_error(
-        PyModule_GetState(module), rc, "metrics sampler");
+    Py_BEGIN_ALLOW_THREADS
+    rc = pgs_sampler_tick(live);
+    Py_END_ALLOW_THREADS
+    if (rc != PGS_OK)
+        return pgs_raise_error(PyModule_GetState(module), rc,
+                               "metrics sampler");
     Py_RETURN_NONE;
 }
 
@@ -230,10 +233,12 @@ sampler_read(PyObject *module, PyObject *args)
     live = get_sampler(PyModule_GetState(module));
     if (live == NULL)
         return NULL;
-    Py_BEGIN_ALLOW_THREADS rc =
-        pgs_sampler_read(live, &readings, &n, reset_max);
-    Py_END_ALLOW_THREADS if (rc != PGS_OK) return pgs_raise_error(
-        PyModule_GetState(module), rc, "metrics sampler");
+    Py_BEGIN_ALLOW_THREADS
+    rc = pgs_sampler_read(live, &readings, &n, reset_max);
+    Py_END_ALLOW_THREADS
+    if (rc != PGS_OK)
+        return pgs_raise_error(PyModule_GetState(module), rc,
+                               "metrics sampler");
     result = PyList_New((Py_ssize_t)n);
     for (i = 0; result != NULL && i < n; i++) {
         item = Py_BuildValue("(isLL)", readings[i].family, readings[i].label,
@@ -297,9 +302,13 @@ pool_series(PyObject *module, PyObject *unused)
 
     (void)module;
     (void)unused;
-    Py_BEGIN_ALLOW_THREADS pgs_registry_foreach(visit_pool_series, &readings);
-    Py_END_ALLOW_THREADS if (readings.failed) PyErr_NoMemory();
-    else result = PyList_New(0);
+    Py_BEGIN_ALLOW_THREADS
+    pgs_registry_foreach(visit_pool_series, &readings);
+    Py_END_ALLOW_THREADS
+    if (readings.failed)
+        PyErr_NoMemory();
+    else
+        result = PyList_New(0);
     for (i = 0; result != NULL && i < readings.n; i++) {
         reading = (pool_reading *)readings.items + i;
         item = Py_BuildValue(

@@ -636,9 +636,10 @@ pool_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
        alive until the last one exits (see pgs_ctx_thread_exit). */
     self->ctx->live_threads = (int)self->workers;
     /* Workers take the GIL as they start; create without holding it. */
-    Py_BEGIN_ALLOW_THREADS rc = pgs_pool_create(&self->pool, &options);
-    Py_END_ALLOW_THREADS if (rc != PGS_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+    rc = pgs_pool_create(&self->pool, &options);
+    Py_END_ALLOW_THREADS
+    if (rc != PGS_OK) {
         pgs_release_ctx_objects(self->ctx);
         pgs_pool_ctx_free_metrics(self->ctx);
         PyMem_RawFree(self->ctx);
