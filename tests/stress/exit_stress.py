@@ -170,6 +170,19 @@ def block(blocked_in, busy, bounded):
 # Parent side
 
 
+def stop_hung(process):
+    """Ask for every thread's traceback, then kill a child that hangs.
+
+    The child runs with PYTHONFAULTHANDLER=1, so SIGABRT makes it write the
+    traceback of each thread to stderr, which the failure report shows.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGABRT)
+    time.sleep(2)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+
+
 def run_one(index, mode, blocked_in, timeout):
     """Run one child; return (mode, blocked_in, failure or None, seconds)."""
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONFAULTHANDLER="1")
@@ -189,7 +202,7 @@ def run_one(index, mode, blocked_in, timeout):
         text=True,
         env=env,
     )
-    timer = threading.Timer(timeout, process.kill)
+    timer = threading.Timer(timeout, stop_hung, args=(process,))
     timer.start()
     # stderr is drained on a thread, so that a child writing a lot to it
     # never blocks while this thread reads stdout.
