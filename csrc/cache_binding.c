@@ -558,6 +558,15 @@ cache_store(CacheObject *self, PyObject *key, PyObject *value, int64_t ttl_ns,
             return -1;
         present = request.result;
     }
+    if (self->closed) {
+        /* close() ran while this store waited without the GIL (for a key's
+           __eq__ or a busy stripe lock), so its clear may have come before
+           the insert: clear again, so that a closed cache keeps nothing. */
+        Py_XDECREF(present);
+        pgs_cache_clear(self->cache, &garbage);
+        release_garbage(self, &garbage);
+        return check_open(self);
+    }
     if (rc == PGS_ENOMEM) {
         PyErr_NoMemory();
         return -1;

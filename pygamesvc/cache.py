@@ -83,7 +83,9 @@ class TTLCache(_core.TTLCache):
     ):
         # The C type has parsed and validated every argument already.
         self._flights = {}
-        self._flights_lock = threading.Lock()
+        # Reentrant: the flights dict hashes and compares keys, and a key's
+        # __hash__ or __eq__ may itself call get_or_set on this cache.
+        self._flights_lock = threading.RLock()
         _live_caches[id(self)] = self
         # Leak checks report caches that are still open after a test.
         _resources.track(self, "cache")
@@ -103,10 +105,6 @@ class TTLCache(_core.TTLCache):
         """Return a new _Flight if this thread must call the factory,
         (value,) once a value is there, or None to look again."""
         with self._flights_lock:
-            # get_or_set already counted this lookup's miss.
-            value = self._get_uncounted(key, _MISSING)
-            if value is not _MISSING:
-                return (value,)
             flight = self._flights.get(key)
             if flight is None:
                 flight = self._flights[key] = _Flight()
@@ -134,11 +132,17 @@ class TTLCache(_core.TTLCache):
         # publishing the flight and this try, or inside the finally, leaves
         # the flight registered and its waiters waiting.
         try:
-            value = factory()
-            if ttl is None:
-                self.set(key, value)
-            else:
-                self.set(key, value, ttl)
+            # A previous leader may have stored the value after this
+            # thread's miss.  Look again outside the flights lock, because
+            # the lookup can run the key's Python code; get_or_set already
+            # counted this lookup's miss.
+            value = self._get_uncounted(key, _MISSING)
+            if value is _MISSING:
+                value = factory()
+                if ttl is None:
+                    self.set(key, value)
+                else:
+                    self.set(key, value, ttl)
             flight.value = value
             return value
         except BaseException as exc:

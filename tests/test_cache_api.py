@@ -478,3 +478,65 @@ def test_get_or_set_counts_one_lookup_per_call():
         assert stats["hits"] == 1
         assert cache.get_or_set(("tuple", 1), lambda: 3) == 3
         assert cache.stats()["misses"] == 2
+
+
+def test_get_or_set_key_hash_reenters_cache():
+    # A key whose __hash__ calls get_or_set on the same cache must not
+    # deadlock on the single-flight bookkeeping.
+    cache = TTLCache(100, 60, sweep_interval=0)
+    calls = []
+
+    class ReentrantKey:
+        def __hash__(self):
+            calls.append(1)
+            cache.get_or_set(("inner", len(calls)), lambda: 0)
+            return 1
+
+    key = ReentrantKey()
+    assert cache.get_or_set(key, lambda: "made") == "made"
+    assert cache.get(key) == "made"
+    assert len(calls) >= 2
+    cache.close()
+
+
+def test_store_racing_close_keeps_nothing():
+    # A set whose key __eq__ releases the GIL can finish after close() has
+    # cleared the cache; the closed cache must still end up empty.
+    cache = TTLCache(100, 60, sweep_interval=0)
+
+    class SlowKey:
+        def __init__(self, n):
+            self.n = n
+
+        def __hash__(self):
+            return 7
+
+        def __eq__(self, other):
+            time.sleep(0.2)
+            return isinstance(other, SlowKey) and other.n == self.n
+
+    class Value:
+        pass
+
+    cache[SlowKey(1)] = "old"
+    values = [Value()]
+    ref = weakref.ref(values[0])
+    errors = []
+
+    def store():
+        try:
+            cache.set(SlowKey(2), values[0])
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=store)
+    thread.start()
+    time.sleep(0.05)
+    cache.close()
+    thread.join(10)
+    values.clear()
+    gc.collect()
+    assert cache.stats()["entries"] == 0
+    assert ref() is None
+    assert len(errors) == 1
+    assert "is closed" in str(errors[0])
