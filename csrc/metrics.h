@@ -104,6 +104,14 @@ typedef struct {
 void *pgs_readings_add(pgs_readings *readings, const char *name);
 /* Free every item's name and the array. */
 void pgs_readings_free(pgs_readings *readings);
+/*
+ * Build a list with one dict per item, made by to_dict (a new reference or
+ * NULL with an exception set), then free the readings.  Returns the list, or
+ * NULL with an exception set (MemoryError if the readings are incomplete).
+ * Needs the GIL.
+ */
+PyObject *pgs_readings_to_list(pgs_readings *readings,
+                               PyObject *(*to_dict)(const void *item));
 
 /* Bucket bounds in seconds for task and GC durations, finer than the
    Prometheus defaults at the low end because most tasks and collections

@@ -49,36 +49,30 @@ visit_cache_series(void *arg, const char *name, const pgs_cache_stats *stats)
 
 
 static PyObject *
+cache_reading_dict(const void *item)
+{
+    const cache_reading *reading = item;
+
+    return Py_BuildValue(
+        "{sssKsKsKsK}", "name", reading->name, "hits",
+        (unsigned long long)reading->stats.hits, "misses",
+        (unsigned long long)reading->stats.misses, "expirations",
+        (unsigned long long)reading->stats.expirations, "evictions",
+        (unsigned long long)reading->stats.evictions);
+}
+
+
+static PyObject *
 cache_series(PyObject *module, PyObject *unused)
 {
     pgs_readings readings = {.item_size = sizeof(cache_reading)};
-    PyObject *result = NULL, *item;
-    cache_reading *reading;
-    size_t i;
 
     (void)module;
     (void)unused;
     Py_BEGIN_ALLOW_THREADS
     pgs_cache_registry_foreach(visit_cache_series, &readings);
     Py_END_ALLOW_THREADS
-    if (readings.failed)
-        PyErr_NoMemory();
-    else
-        result = PyList_New(0);
-    for (i = 0; result != NULL && i < readings.n; i++) {
-        reading = (cache_reading *)readings.items + i;
-        item = Py_BuildValue(
-            "{sssKsKsKsK}", "name", reading->name, "hits",
-            (unsigned long long)reading->stats.hits, "misses",
-            (unsigned long long)reading->stats.misses, "expirations",
-            (unsigned long long)reading->stats.expirations, "evictions",
-            (unsigned long long)reading->stats.evictions);
-        if (item == NULL || PyList_Append(result, item) < 0)
-            Py_CLEAR(result);
-        Py_XDECREF(item);
-    }
-    pgs_readings_free(&readings);
-    return result;
+    return pgs_readings_to_list(&readings, cache_reading_dict);
 }
 
 

@@ -273,6 +273,28 @@ pgs_readings_free(pgs_readings *readings)
 
 
 PyObject *
+pgs_readings_to_list(pgs_readings *readings,
+                     PyObject *(*to_dict)(const void *item))
+{
+    PyObject *result = NULL, *item;
+    size_t i;
+
+    if (readings->failed)
+        PyErr_NoMemory();
+    else
+        result = PyList_New(0);
+    for (i = 0; result != NULL && i < readings->n; i++) {
+        item = to_dict((const char *)readings->items + i * readings->item_size);
+        if (item == NULL || PyList_Append(result, item) < 0)
+            Py_CLEAR(result);
+        Py_XDECREF(item);
+    }
+    pgs_readings_free(readings);
+    return result;
+}
+
+
+PyObject *
 pgs_snapshot_buckets(const pgs_histogram_snapshot *snapshot, size_t nbounds)
 {
     PyObject *list = PyList_New((Py_ssize_t)nbounds + 1), *count;

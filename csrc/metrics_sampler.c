@@ -293,37 +293,30 @@ snapshot_tuple(const pgs_histogram_snapshot *snapshot)
 
 
 static PyObject *
+pool_reading_dict(const void *item)
+{
+    const pool_reading *reading = item;
+
+    return Py_BuildValue("{sssKsKsKsNsN}", "name", reading->name, "completed",
+                         (unsigned long long)reading->stats.completed, "failed",
+                         (unsigned long long)reading->stats.failed, "rejected",
+                         (unsigned long long)reading->stats.rejected,
+                         "wait_seconds", snapshot_tuple(&reading->wait),
+                         "run_seconds", snapshot_tuple(&reading->run));
+}
+
+
+static PyObject *
 pool_series(PyObject *module, PyObject *unused)
 {
     pgs_readings readings = {.item_size = sizeof(pool_reading)};
-    PyObject *result = NULL, *item;
-    pool_reading *reading;
-    size_t i;
 
     (void)module;
     (void)unused;
     Py_BEGIN_ALLOW_THREADS
     pgs_registry_foreach(visit_pool_series, &readings);
     Py_END_ALLOW_THREADS
-    if (readings.failed)
-        PyErr_NoMemory();
-    else
-        result = PyList_New(0);
-    for (i = 0; result != NULL && i < readings.n; i++) {
-        reading = (pool_reading *)readings.items + i;
-        item = Py_BuildValue(
-            "{sssKsKsKsNsN}", "name", reading->name, "completed",
-            (unsigned long long)reading->stats.completed, "failed",
-            (unsigned long long)reading->stats.failed, "rejected",
-            (unsigned long long)reading->stats.rejected, "wait_seconds",
-            snapshot_tuple(&reading->wait), "run_seconds",
-            snapshot_tuple(&reading->run));
-        if (item == NULL || PyList_Append(result, item) < 0)
-            Py_CLEAR(result);
-        Py_XDECREF(item);
-    }
-    pgs_readings_free(&readings);
-    return result;
+    return pgs_readings_to_list(&readings, pool_reading_dict);
 }
 
 
