@@ -9,7 +9,7 @@
 #include "pgs_error.h"
 #include "pgs_time.h"
 
-/* Longest stretch without the GIL before signal handlers get a chance. */
+/* Maximum time without the GIL before signal handlers get a chance to run. */
 #define WAIT_SLICE_NS (50 * 1000 * 1000)
 
 
@@ -68,7 +68,8 @@ pgs_deadline_from_timeout(PyObject *timeout, const char *name,
             timeout);
         return -1;
     }
-    /* A timeout past ~292 years cannot be told apart from no timeout. */
+    /* int64 ns overflows at ~292 years, so anything above 9e9 s (~285
+       years) counts as no timeout. */
     if (seconds > 9.0e9) {
         *deadline_ns = -1;
         return 0;

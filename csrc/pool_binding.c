@@ -96,7 +96,7 @@ submit_deadline(PoolObject *self)
 
 /*
  * Queue the job, waiting for room until deadline_ns (PGS_NO_WAIT: do not
- * wait).  from_map says whose timeout the deadline came from, for the error.
+ * wait).  from_map tells the error message which timeout ran out.
  * Returns 0, 1 when full and not waiting, or -1 with an exception set; on a
  * nonzero return the job still owns its references and the caller clears it.
  */

@@ -68,7 +68,7 @@ pool_free(pgs_pool *pool)
     void (*destroy)(void *) = pool->hooks.destroy;
     void *ctx = pool->hooks.ctx;
 
-    /* The hook runs first so that whoever lists pools through the hook's
+    /* The hook runs first so that code listing pools through the hook's
        context (the metrics registry) can still read this pool until the
        hook has removed it from that list. */
     if (destroy != NULL)
