@@ -43,7 +43,8 @@ sweeper_main(void *arg)
 {
     cache_sweeper *sw = arg;
     pgs_cache_garbage garbage = PGS_CACHE_GARBAGE_INIT;
-    PyGILState_STATE gil;
+    PyGILState_STATE gil = PyGILState_UNLOCKED;
+    PyThreadState *tstate = NULL;
     int detached;
     int64_t next = pgs_monotonic_ns() + sw->interval_ns;
 
@@ -64,9 +65,16 @@ sweeper_main(void *arg)
         if (!pgs_cache_garbage_empty(&garbage)) {
             /* Releasing runs __del__ methods; it may even free the cache and
                stop this sweeper, which is why the loop checks stop first. */
-            gil = PyGILState_Ensure();
+            /* One thread state for the thread's whole life: creating and
+               deleting one per tick takes CPython's runtime lock so often
+               that a fork() in another thread can catch it held, and the
+               child then hangs in PyOS_AfterFork_Child (CPython 3.11). */
+            if (tstate == NULL)
+                gil = PyGILState_Ensure();
+            else
+                PyEval_RestoreThread(tstate);
             pgs_cache_garbage_release(sw->cache, &garbage);
-            PyGILState_Release(gil);
+            tstate = PyEval_SaveThread();
         }
         next = pgs_monotonic_ns() + sw->interval_ns;
     }
@@ -75,6 +83,13 @@ sweeper_main(void *arg)
     detached = sw->detached;
     pthread_cond_broadcast(&sw->cond);
     pthread_mutex_unlock(&sw->lock);
+    if (tstate != NULL) {
+        /* After exited is set, so that a stop() that runs during
+           finalization, where taking the GIL ends this thread, still
+           returns. */
+        PyEval_RestoreThread(tstate);
+        PyGILState_Release(gil);
+    }
     if (detached)
         sweeper_free(sw);
     return NULL;
