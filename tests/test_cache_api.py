@@ -439,6 +439,7 @@ def test_sweeper_releasing_last_reference_to_cache():
     gc.collect()
 
 
+@pytest.mark.forks
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_fork_child_gets_a_working_cache_and_sweeper():
     cache = TTLCache(100, 0.05, sweep_interval=0.005)

@@ -625,6 +625,7 @@ def test_collector_works_without_sampler_thread():
     assert value(scrape(registry), "pygamesvc_process_os_threads") >= 1
 
 
+@pytest.mark.forks
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_fork_child_gets_fresh_sampler(registry):
     handle = start_metrics_collector(interval=0.05, registry=registry)
